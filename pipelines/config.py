@@ -1,0 +1,37 @@
+"""Per-session configuration, snapshotted when a session opens (never shared or mutated across sessions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SUPPORTED_LANGUAGES = ("en", "zh", "auto")
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """What a tap or client tells us about a call or meeting when it starts.
+
+    `channel_names` gives each channel's role, e.g. ("agent", "customer") for a stereo tap, or a participant id.
+    `sample_rate_hz` is the rate of the PCM the tap will push; the pipeline resamples to the models' rate.
+    """
+
+    source: str = "websocket"
+    language: str = "auto"
+    sample_rate_hz: int = 16000
+    channel_names: tuple[str, ...] = ("speaker",)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    policy_packs: tuple[str, ...] = ()
+    session_id: str | None = None
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.channel_names)
+
+    def __post_init__(self) -> None:
+        if self.language not in SUPPORTED_LANGUAGES:
+            raise ValueError(f"unsupported language {self.language!r}; expected one of {SUPPORTED_LANGUAGES}")
+        if not 1 <= len(self.channel_names) <= 8:
+            raise ValueError("a session has 1 to 8 channels")
+        if not 8000 <= self.sample_rate_hz <= 48000:
+            raise ValueError(f"unsupported sample rate {self.sample_rate_hz} Hz; expected 8000-48000")
