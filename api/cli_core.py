@@ -1,0 +1,1 @@
+"""Core commands: serve, transcribe, stream, models."""

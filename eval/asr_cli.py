@@ -1,0 +1,1 @@
+"""`harken eval asr` and `harken eval capacity`."""
