@@ -20,6 +20,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "api.cli_core",
     "eval.asr_cli",
+    "eval.denoise_cli",
 )
 
 
