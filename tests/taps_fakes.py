@@ -105,3 +105,45 @@ def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
     ref = reference[:n].astype(np.float64)
     err = ref - test[:n].astype(np.float64)
     return float(10 * np.log10((ref**2).sum() / max((err**2).sum(), 1e-9)))
+
+
+class RunningApp:
+    """A real uvicorn server on 127.0.0.1 (random port) serving the taps router with a FakeManager.
+
+    Used as `async with RunningApp(settings) as app:`; real WebSocket clients then connect to `app.url(path)`.
+    """
+
+    def __init__(self, settings: object | None = None, manager: FakeManager | None = None) -> None:
+        from types import SimpleNamespace
+
+        self.manager = manager or FakeManager()
+        self.settings = settings or SimpleNamespace(audiohook_api_key=None, audiohook_client_secret=None)
+        self._state = SimpleNamespace(manager=self.manager, settings=self.settings)
+        self.port = 0
+
+    async def __aenter__(self) -> RunningApp:
+        import uvicorn
+        from fastapi import FastAPI
+
+        from api.taps_routes import build_router
+
+        app = FastAPI()
+        app.state.harken = self._state
+        app.include_router(build_router())
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        for _ in range(500):
+            if self._server.started:
+                break
+            await asyncio.sleep(0.01)
+        assert self._server.started, "uvicorn did not start"
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        await asyncio.wait_for(self._task, 10)
+
+    def url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"

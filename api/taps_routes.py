@@ -1,0 +1,111 @@
+"""WebSocket endpoints of the telephony taps: Twilio Media Streams, Genesys AudioHook, FreeSWITCH audio forks.
+
+Each route adapts Starlette's WebSocket to the transport-neutral handlers in `pipelines.taps` and gets the
+session manager and settings from `app.state.harken` (manager, settings). The non-HTTP taps (SIP/SIPREC,
+AudioSocket) are asyncio servers started from the app lifespan instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.responses import Response
+from starlette.websockets import WebSocketState
+
+from pipelines.taps.audiohook import AudioHookTap
+from pipelines.taps.audiohook_auth import SignatureError, verify_request
+from pipelines.taps.freeswitch import FreeSwitchForkTap
+from pipelines.taps.twilio import TwilioMediaStreamTap
+
+logger = logging.getLogger("harken.taps")
+
+# mod_audio_fork asks for this subprotocol and drops the connection if the server does not echo it.
+FREESWITCH_SUBPROTOCOL = "audio.drachtio.org"
+
+
+class StarletteTransport:
+    """`pipelines.taps.base.MessageTransport` over a Starlette WebSocket."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+
+    async def receive(self) -> str | bytes | None:
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        if message.get("text") is not None:
+            return str(message["text"])
+        return bytes(message.get("bytes") or b"")
+
+    async def send_text(self, text: str) -> None:
+        await self.websocket.send_text(text)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.websocket.application_state == WebSocketState.CONNECTED and (
+            self.websocket.client_state == WebSocketState.CONNECTED
+        ):
+            await self.websocket.close(code, reason)
+
+
+def _state(websocket: WebSocket) -> Any:
+    return websocket.app.state.harken
+
+
+def _setting(websocket: WebSocket, name: str, default: Any = None) -> Any:
+    return getattr(_state(websocket).settings, name, default)
+
+
+def build_router() -> APIRouter:
+    """The taps' WebSocket routes; mount with `app.include_router(build_router())`."""
+    router = APIRouter()
+
+    @router.websocket("/v1/taps/twilio")
+    async def twilio_media_stream(websocket: WebSocket) -> None:
+        await websocket.accept()
+        tap = TwilioMediaStreamTap(_state(websocket).manager, StarletteTransport(websocket))
+        await tap.run()
+
+    @router.websocket("/v1/taps/freeswitch")
+    async def freeswitch_audio_fork(websocket: WebSocket) -> None:
+        offered = list(websocket.scope.get("subprotocols") or [])
+        subprotocol = FREESWITCH_SUBPROTOCOL if FREESWITCH_SUBPROTOCOL in offered else (offered[0] if offered else None)
+        await websocket.accept(subprotocol=subprotocol)
+        query = {k: v for k, v in websocket.query_params.items()}
+        tap = FreeSwitchForkTap(_state(websocket).manager, StarletteTransport(websocket), query=query)
+        await tap.run()
+
+    @router.websocket("/v1/taps/audiohook")
+    async def genesys_audiohook(websocket: WebSocket) -> None:
+        api_key = _setting(websocket, "audiohook_api_key")
+        headers = {k.lower(): v for k, v in websocket.headers.items()}
+        raw_path = websocket.scope.get("raw_path") or websocket.url.path.encode()
+        query = websocket.scope.get("query_string") or b""
+        target = raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+        try:
+            if not api_key:
+                raise SignatureError("AudioHook is not configured (no API key)")
+            verify_request(headers, target, api_key, _setting(websocket, "audiohook_client_secret"))
+        except SignatureError as exc:
+            logger.warning("audiohook: refused upgrade: %s", exc)
+            await _deny(websocket, 401)
+            return
+        await websocket.accept()
+        tap = AudioHookTap(
+            _state(websocket).manager,
+            StarletteTransport(websocket),
+            session_header_id=headers.get("audiohook-session-id", ""),
+            organization_id=headers.get("audiohook-organization-id", ""),
+        )
+        await tap.run()
+
+    return router
+
+
+async def _deny(websocket: WebSocket, status_code: int) -> None:
+    """Refuse a WebSocket upgrade with an HTTP status (falls back to a 403 where the server cannot)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(Response(status_code=status_code))
+    else:
+        await websocket.close(code=1008)
