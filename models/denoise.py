@@ -3,7 +3,7 @@
 A `Denoiser` takes int16 little-endian mono PCM in chunks of any length and returns, from every `process`
 call, exactly as many bytes as it was given. The output is the denoised input delayed by a fixed
 `latency_samples`: output sample ``k`` corresponds to input sample ``k - latency_samples`` (the first
-`latency_samples` output samples are pre-roll silence). `flush()` at end of stream returns the last
+`latency_samples` output samples are start-up output: zero padding, then the backend's window ramping up). `flush()` at end of stream returns the last
 `latency_samples` samples, so the whole output is ``latency_samples`` longer than the input; drop its first
 `latency_samples` samples (or shift media-clock times by `latency_s`) to line it up with the input.
 
