@@ -30,10 +30,12 @@ class StarletteTransport:
 
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
+        self.peer_close_code: int | None = None
 
     async def receive(self) -> str | bytes | None:
         message = await self.websocket.receive()
         if message["type"] == "websocket.disconnect":
+            self.peer_close_code = int(message.get("code") or 1005)
             return None
         if message.get("text") is not None:
             return str(message["text"])

@@ -27,6 +27,8 @@ class FreeSwitchForkTap(WebSocketTap):
     """One audio fork = one session."""
 
     tap_name = "freeswitch"
+    # FreeSWITCH ends a fork by closing the socket when the call hangs up: a clean close is the hang-up.
+    normal_close_reason = "hangup"
 
     def __init__(self, *args: Any, query: dict[str, str] | None = None, language: str = "auto", **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -58,9 +60,7 @@ class FreeSwitchForkTap(WebSocketTap):
         data = self._remainder + data
         frame_bytes = 2 * self.wire_channels
         usable = len(data) - len(data) % frame_bytes
-        self._remainder = data[usable:]
-        if len(self._remainder) > 0:
-            self.channel_stats(0).packets_invalid += 0  # a split sample is legal across frames; just carried
+        self._remainder = data[usable:]  # a sample split across frames is legal: carried to the next frame
         chans = deinterleave_s16le(data[:usable], self.wire_channels)
         for wire, pcm in enumerate(chans):
             ch = self.wire_to_session[wire]
@@ -72,8 +72,6 @@ class FreeSwitchForkTap(WebSocketTap):
                 await self.session.push_pcm(ch, pcm_bytes(pcm), self.sample_rate_hz)
 
     async def before_finish(self) -> None:
-        if self.session is None and self._metadata:
-            return
         if self._remainder:  # a truncated final sample: dropped, counted
             self.channel_stats(0).packets_invalid += 1
             self._remainder = b""

@@ -34,6 +34,8 @@ class WebSocketTap:
     """
 
     tap_name = "websocket"
+    # End reason when the peer closes the socket cleanly (1000/1001) without a protocol-level goodbye.
+    normal_close_reason = "disconnect"
 
     def __init__(
         self,
@@ -61,6 +63,8 @@ class WebSocketTap:
                 except TimeoutError:
                     raise TapProtocolError("idle timeout", CLOSE_POLICY) from None
                 if message is None:
+                    if getattr(self.transport, "peer_close_code", None) in (1000, 1001):
+                        self.end_reason = self.normal_close_reason
                     break
                 if len(message) > self.max_message_bytes:
                     raise TapProtocolError("message too big", CLOSE_TOO_BIG)
