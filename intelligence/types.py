@@ -67,6 +67,9 @@ class TranscriptEvent:
     model: str = ""
     # Wall-clock emission time (unix seconds); used for latency measurement, not for ordering.
     emitted_at: float = 0.0
+    # How much of this channel's audio had arrived (media clock) when the event was emitted: latency of a word
+    # is media_clock_s - word.end_s. File replays use a simulated real-time clock (see pipelines/session.py).
+    media_clock_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -94,7 +97,7 @@ class Annotation:
         return d
 
 
-class Severity(str, enum.Enum):
+class Severity(enum.StrEnum):
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"

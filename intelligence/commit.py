@@ -1,0 +1,145 @@
+"""Streaming commit policy: which recognised words become final, and guards against Whisper's failure modes.
+
+LocalAgreement-2 (Macháček et al., ufal/whisper_streaming): a word is committed once two consecutive decodes of the
+growing buffer agree on it (longest common prefix of the uncommitted parts). At the end of an utterance (VAD
+silence) the last hypothesis is committed whole. Times are absolute (media clock), so re-decodes of a buffer that
+still contains committed audio are reconciled by time and by n-gram overlap.
+
+Guards (their users report loops and silence hallucinations):
+- a hypothesis that loops (the same 1-4 word n-gram three or more times in a row) is cut after the first copy;
+- a hypothesis flagged by the decoder as probably non-speech, or with a known silence-hallucination phrase and low
+  confidence, is discarded;
+- words that the aligner places beyond the audio actually decoded are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from intelligence.text import normalize_token
+from intelligence.types import Word
+
+# Phrases Whisper emits on silence or noise (its subtitle-heavy training data). Matched case-insensitively on the
+# whole hypothesis, only when the decoder is not confident.
+HALLUCINATION_PATTERNS = tuple(
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"^\W*(thanks|thank you) (so much )?for watching\W*$",
+        r"^\W*(please )?(like and )?subscribe\W*",
+        r"subtitles? (by|made by)",
+        r"^\W*(thank you|thanks|bye|you)\W*$",
+        r"amara\.org",
+        r"字幕",
+        r"请不吝点赞",
+        r"订阅",
+        r"^\W*(谢谢观看|谢谢大家|谢谢)\W*$",
+    )
+)
+
+
+@dataclass(frozen=True)
+class HypothesisQuality:
+    """Decoder confidence signals for one hypothesis."""
+
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+
+def is_hallucination(text: str, quality: HypothesisQuality) -> bool:
+    """True when a hypothesis should be discarded as non-speech or a known silence hallucination."""
+    if quality.compression_ratio > 2.4:
+        return True
+    if quality.no_speech_prob > 0.6 and quality.avg_logprob < -1.0:
+        return True
+    if quality.avg_logprob < -0.7 or quality.no_speech_prob > 0.4:
+        stripped = text.strip()
+        if any(p.search(stripped) for p in HALLUCINATION_PATTERNS):
+            return True
+    return False
+
+
+def cut_repetition_loop(words: list[Word], min_repeats: int = 3, max_ngram: int = 4) -> list[Word]:
+    """Cut a hypothesis at the start of a decoding loop (an n-gram repeated `min_repeats` times in a row)."""
+    keys = [normalize_token(w.text) for w in words]
+    n_words = len(keys)
+    for start in range(n_words):
+        for n in range(1, max_ngram + 1):
+            if start + n * min_repeats > n_words:
+                break
+            gram = keys[start : start + n]
+            if not any(gram):
+                continue
+            repeats = 1
+            pos = start + n
+            while pos + n <= n_words and keys[pos : pos + n] == gram:
+                repeats += 1
+                pos += n
+            if repeats >= min_repeats:
+                return words[: start + n]
+    return words
+
+
+@dataclass
+class LocalAgreement:
+    """LocalAgreement-2 over absolute-time words for one channel.
+
+    `update` returns (newly committed words, tentative words). `flush` commits everything tentative (end of an
+    utterance). Committed words never change.
+    """
+
+    tolerance_s: float = 0.1
+    committed_end_s: float = 0.0
+    _committed_tail: list[str] = field(default_factory=list)
+    _previous: list[Word] = field(default_factory=list)
+
+    def _new_words(self, hypothesis: list[Word]) -> list[Word]:
+        new = [w for w in hypothesis if w.start_s > self.committed_end_s - self.tolerance_s]
+        # A re-decode may repeat the last committed words with slightly shifted times: drop that overlap.
+        if new and self._committed_tail and abs(new[0].start_s - self.committed_end_s) < 1.0:
+            keys = [normalize_token(w.text) for w in new]
+            for n in range(min(5, len(self._committed_tail), len(keys)), 0, -1):
+                if self._committed_tail[-n:] == keys[:n]:
+                    new = new[n:]
+                    break
+        return new
+
+    def _commit(self, words: list[Word]) -> None:
+        if not words:
+            return
+        self.committed_end_s = max(self.committed_end_s, words[-1].end_s)
+        self._committed_tail.extend(normalize_token(w.text) for w in words)
+        del self._committed_tail[:-8]
+
+    def update(self, hypothesis: list[Word]) -> tuple[list[Word], list[Word]]:
+        new = self._new_words(hypothesis)
+        committed: list[Word] = []
+        for i, word in enumerate(new):
+            if i >= len(self._previous):
+                break
+            if normalize_token(word.text) != normalize_token(self._previous[i].text):
+                break
+            committed.append(word)
+        self._commit(committed)
+        tentative = new[len(committed) :]
+        self._previous = tentative
+        return committed, tentative
+
+    def flush(self, hypothesis: list[Word] | None = None) -> list[Word]:
+        """Commit all of `hypothesis` beyond what is committed (or the last tentative words if None)."""
+        words = self._new_words(hypothesis) if hypothesis is not None else list(self._previous)
+        self._commit(words)
+        self._previous = []
+        return words
+
+    def force_commit_until(self, until_s: float) -> list[Word]:
+        """Commit tentative words ending before `until_s` (used when a long buffer never reaches agreement)."""
+        words = [w for w in self._previous if w.end_s <= until_s]
+        self._commit(words)
+        self._previous = self._previous[len(words) :]
+        return words
+
+    @property
+    def tentative(self) -> list[Word]:
+        return list(self._previous)

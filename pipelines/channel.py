@@ -1,0 +1,294 @@
+"""One audio channel's streaming recogniser state: resample -> denoise -> VAD -> utterance buffer -> commits.
+
+`ChannelTranscriber` is synchronous and holds no threads; the session drives it. `feed` (cheap DSP) and
+`take_job` may be called from worker threads, `apply` from anywhere: a lock guards the state. It never calls the
+ASR model itself: `take_job` returns an `AsrRequest` snapshot of the freshest audio, and `apply` turns the
+model's hypothesis into caption events.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from intelligence.commit import HypothesisQuality, LocalAgreement, cut_repetition_loop, is_hallucination
+from intelligence.types import TranscriptEvent, Word
+from models.asr import SAMPLE_RATE_HZ, AsrHypothesis, AsrRequest, join_words
+from models.vad import StreamingVad, VadParams
+
+
+class Denoiser(Protocol):
+    def process(self, pcm_s16le: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class StreamingParams:
+    """Decode scheduling. `step_s`: least new audio between two decodes of an utterance (the executor may make
+    it longer under load). `max_buffer_s`: longest audio one decode sees before the committed head is trimmed."""
+
+    step_s: float = 0.6
+    min_decode_s: float = 0.4
+    max_buffer_s: float = 12.0
+    force_commit_lag_s: float = 4.0
+    vad: VadParams = VadParams()
+
+
+@dataclass(frozen=True)
+class DecodeJob:
+    """A snapshot handed to the ASR executor."""
+
+    channel: int
+    final: bool
+    offset_s: float
+    end_s: float
+    request: AsrRequest
+
+
+class ChannelTranscriber:
+    """Streaming captions for one channel (one speaker or one mixed stream)."""
+
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        channel: int,
+        speaker: str,
+        input_rate_hz: int,
+        language: str | None,
+        params: StreamingParams,
+        denoiser: Denoiser | None = None,
+    ) -> None:
+        import soxr
+
+        self.session_id = session_id
+        self.channel = channel
+        self.speaker = speaker
+        self.params = params
+        self.language = language  # None = detect (en/zh), then locked
+        self._language_locked = language is not None
+        self._lock = threading.RLock()
+        self._resampler = (
+            soxr.ResampleStream(input_rate_hz, SAMPLE_RATE_HZ, 1, dtype="int16", quality="HQ")
+            if input_rate_hz != SAMPLE_RATE_HZ
+            else None
+        )
+        self._denoiser = denoiser
+        self._vad = StreamingVad(params.vad)
+        self._audio = np.zeros(0, dtype=np.int16)
+        self._audio_base = 0  # sample index of self._audio[0]
+        self._received = 0  # total 16 kHz samples received
+        self._utt_start: int | None = None  # decode buffer start (sample), None when idle
+        self._final_due: list[tuple[int, int]] = []  # (buffer start, end) of utterances awaiting a final decode
+        self._last_decode_end = 0
+        self._policy = LocalAgreement()
+        self._prompt_words: list[Word] = []  # committed words of the current utterance
+        self._seg_counter = itertools.count(1)
+        self._pending_segment = self._new_segment_id()
+        self._partial_shown = False
+        self.ended = False
+        self.decodes = 0
+        self.discarded_hypotheses = 0
+
+    # -- ingest --------------------------------------------------------------------------------------------
+    def _new_segment_id(self) -> str:
+        return f"c{self.channel}-{next(self._seg_counter):05d}"
+
+    @property
+    def received_s(self) -> float:
+        return self._received / SAMPLE_RATE_HZ
+
+    def feed(self, pcm_s16le: bytes) -> None:
+        """Add raw PCM at the channel's input rate."""
+        samples = np.frombuffer(pcm_s16le, dtype="<i2")
+        with self._lock:
+            if self._resampler is not None:
+                samples = self._resampler.resample_chunk(samples)
+            self._ingest(samples)
+
+    def end_of_stream(self) -> None:
+        """No more audio: close any open utterance so its final decode can run."""
+        with self._lock:
+            if self._resampler is not None:
+                tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
+                if len(tail):
+                    self._ingest(tail)
+            if self._utt_start is not None:
+                self._final_due.append((self._utt_start, self._received))
+                self._utt_start = None
+            self.ended = True
+
+    def _ingest(self, samples: np.ndarray) -> None:
+        if len(samples) == 0:
+            return
+        if self._denoiser is not None:
+            samples = np.frombuffer(self._denoiser.process(samples.astype("<i2").tobytes()), dtype="<i2")
+        self._audio = np.concatenate([self._audio, samples.astype(np.int16, copy=False)])
+        self._received += len(samples)
+        preroll = int(self.params.vad.preroll_ms * SAMPLE_RATE_HZ / 1000)
+        for ev in self._vad.feed(samples):
+            if ev.kind == "start" and self._utt_start is None:
+                self._utt_start = max(self._audio_base, ev.sample - preroll, self._last_decode_floor())
+            elif ev.kind == "end" and self._utt_start is not None:
+                end = min(self._received, ev.sample + preroll // 2)
+                self._final_due.append((self._utt_start, end))
+                self._utt_start = None
+        self._trim_audio(preroll)
+
+    def _last_decode_floor(self) -> int:
+        return self._final_due[-1][1] if self._final_due else 0
+
+    def _trim_audio(self, preroll: int) -> None:
+        keep_from = self._received - preroll
+        if self._utt_start is not None:
+            keep_from = min(keep_from, self._utt_start)
+        if self._final_due:
+            keep_from = min(keep_from, self._final_due[0][0])
+        drop = keep_from - self._audio_base
+        if drop > SAMPLE_RATE_HZ:  # trim in >= 1 s steps to keep copies rare
+            self._audio = self._audio[drop:]
+            self._audio_base = keep_from
+
+    def _slice(self, start: int, end: int) -> np.ndarray:
+        a = self._audio[start - self._audio_base : end - self._audio_base]
+        return a.astype(np.float32) / 32768.0
+
+    # -- scheduling ----------------------------------------------------------------------------------------
+    def has_work(self) -> bool:
+        with self._lock:
+            if self._final_due:
+                return True
+            if self._utt_start is None:
+                return False
+            new_s = (self._received - max(self._last_decode_end, self._utt_start)) / SAMPLE_RATE_HZ
+            have_s = (self._received - self._utt_start) / SAMPLE_RATE_HZ
+            return new_s >= self.params.step_s and have_s >= self.params.min_decode_s
+
+    def take_job(self) -> DecodeJob | None:
+        """Snapshot the freshest audio for a decode, or None if nothing is due."""
+        with self._lock:
+            if not self.has_work():
+                return None
+            if self._final_due:
+                start, end = self._final_due.pop(0)
+                start = max(start, self._floor_for_final(start))
+                final = True
+            else:
+                assert self._utt_start is not None
+                self._maybe_trim_buffer()
+                start, end = self._utt_start, self._received
+                final = False
+            self._last_decode_end = end
+            # Prompt only with committed text that precedes the buffer: text inside the buffer would make
+            # Whisper skip those words and squash their timestamps.
+            start_s = start / SAMPLE_RATE_HZ
+            before = [w.text.strip() for w in self._prompt_words if w.end_s <= start_s + 0.05]
+            prompt = "".join(before[-60:]) if self.language == "zh" else " ".join(before[-40:])
+            return DecodeJob(
+                channel=self.channel,
+                final=final,
+                offset_s=start / SAMPLE_RATE_HZ,
+                end_s=end / SAMPLE_RATE_HZ,
+                request=AsrRequest(audio=self._slice(start, end), language=self.language, prompt=prompt),
+            )
+
+    def _floor_for_final(self, start: int) -> int:
+        # A final decode may start later than the utterance if the head was trimmed after commits.
+        return start
+
+    def _maybe_trim_buffer(self) -> None:
+        """Keep decode buffers short: drop the committed head once the buffer is longer than max_buffer_s."""
+        assert self._utt_start is not None
+        length_s = (self._received - self._utt_start) / SAMPLE_RATE_HZ
+        if length_s <= self.params.max_buffer_s:
+            return
+        committed = int(self._policy.committed_end_s * SAMPLE_RATE_HZ)
+        if committed <= self._utt_start:
+            return
+        self._utt_start = min(committed, self._received)
+
+    # -- results -------------------------------------------------------------------------------------------
+    def apply(self, job: DecodeJob, hyp: AsrHypothesis, media_clock_s: float | None = None) -> list[TranscriptEvent]:
+        """Turn a hypothesis for `job` into caption events (finals for newly committed words, then a partial)."""
+        with self._lock:
+            self.decodes += 1
+            if not self._language_locked and hyp.language:
+                self.language = hyp.language
+                if job.end_s - job.offset_s >= 2.0:
+                    self._language_locked = True
+            language = hyp.language or (self.language or "")
+            words = self._absolute_words(job, hyp)
+            clock = self.received_s if media_clock_s is None else media_clock_s
+            events: list[TranscriptEvent] = []
+            if job.final:
+                committed = self._policy.flush(words)
+                tentative: list[Word] = []
+            else:
+                committed, tentative = self._policy.update(words)
+                if not committed and job.end_s - job.offset_s > self.params.max_buffer_s:
+                    # No agreement on a long buffer: commit what is well behind the live edge, then trim.
+                    committed = self._policy.force_commit_until(job.end_s - self.params.force_commit_lag_s)
+                    tentative = self._policy.tentative
+            if committed:
+                events.append(self._event("final", self._pending_segment, committed, language, hyp.model, clock))
+                self._prompt_words.extend(committed)
+                del self._prompt_words[:-80]
+                self._pending_segment = self._new_segment_id()
+                self._partial_shown = False
+            if tentative:
+                events.append(self._event("partial", self._pending_segment, tentative, language, hyp.model, clock))
+                self._partial_shown = True
+            elif self._partial_shown:
+                # Clear a stale partial (its words were discarded or committed under another id).
+                events.append(self._event("partial", self._pending_segment, [], language, hyp.model, clock))
+                self._partial_shown = False
+            if job.final:
+                self._prompt_words.clear()
+            return events
+
+    def _absolute_words(self, job: DecodeJob, hyp: AsrHypothesis) -> list[Word]:
+        quality = HypothesisQuality(hyp.avg_logprob, hyp.no_speech_prob, hyp.compression_ratio)
+        if not hyp.words or is_hallucination(hyp.text, quality):
+            if hyp.words:
+                self.discarded_hypotheses += 1
+            return []
+        words = cut_repetition_loop(list(hyp.words))
+        duration = job.end_s - job.offset_s
+        out: list[Word] = []
+        for w in words:
+            if w.start_s >= duration - 0.02 or not w.text.strip():
+                continue
+            out.append(
+                Word(
+                    text=w.text,
+                    start_s=round(job.offset_s + w.start_s, 3),
+                    end_s=round(job.offset_s + min(w.end_s, duration), 3),
+                    probability=w.probability,
+                )
+            )
+        return out
+
+    def _event(
+        self, kind: str, segment_id: str, words: list[Word], language: str, model: str, clock: float
+    ) -> TranscriptEvent:
+        start = words[0].start_s if words else clock
+        end = words[-1].end_s if words else clock
+        return TranscriptEvent(
+            session_id=self.session_id,
+            kind=kind,  # type: ignore[arg-type]
+            segment_id=segment_id,
+            channel=self.channel,
+            speaker=self.speaker,
+            start_s=start,
+            end_s=end,
+            text=join_words(words, language),
+            words=tuple(words),
+            language=language,
+            model=model,
+            emitted_at=time.time(),
+            media_clock_s=round(clock, 3),
+        )

@@ -1,0 +1,134 @@
+"""The ASR executor: the only place the Whisper model runs, on its own worker threads, never on the event loop.
+
+Many sessions share one model. Each channel has at most one request queued or running, so the queue is bounded
+by the number of admitted channels (admission control in the session manager is the overflow policy: past
+capacity new sessions are refused). Requests carry a *job factory*: the audio snapshot is taken when a worker
+picks the request up, so a channel that waited under load decodes its freshest audio in one step instead of
+working through a stale backlog. Final decodes (an utterance just ended) go before partial ones; among equals,
+the oldest waiter goes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from models.asr import AsrHypothesis, AsrRequest
+
+log = logging.getLogger(__name__)
+
+JobFactory = Callable[[], "tuple[object, AsrRequest] | None"]
+
+
+class Decoder:
+    """What the executor needs from a backend (WhisperBackend implements it)."""
+
+    model_name: str
+
+    def decode(self, request: AsrRequest) -> AsrHypothesis:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+
+@dataclass(order=True)
+class _Item:
+    priority: int
+    seq: int
+    factory: JobFactory = field(compare=False)
+    future: asyncio.Future = field(compare=False)
+    loop: asyncio.AbstractEventLoop = field(compare=False)
+    enqueued_at: float = field(compare=False, default=0.0)
+
+
+@dataclass
+class ExecutorStats:
+    decodes: int = 0
+    decode_s_total: float = 0.0
+    queue_wait_s_total: float = 0.0
+    errors: int = 0
+    max_queue_depth: int = 0
+
+
+class AsrExecutor:
+    """Worker threads that run decodes for all sessions."""
+
+    def __init__(self, decoder: Decoder, workers: int = 1) -> None:
+        self.decoder = decoder
+        self._heap: list[_Item] = []
+        self._cv = threading.Condition()
+        self._seq = itertools.count()
+        self._closed = False
+        self.stats = ExecutorStats()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"asr-worker-{i}", daemon=True) for i in range(workers)
+        ]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def queue_depth(self) -> int:
+        with self._cv:
+            return len(self._heap)
+
+    async def submit(self, factory: JobFactory, *, final: bool) -> tuple[object, AsrHypothesis] | None:
+        """Queue a decode; resolves to (job, hypothesis), or None if the factory had nothing to decode."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        item = _Item(0 if final else 1, next(self._seq), factory, future, loop, time.perf_counter())
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("ASR executor is closed")
+            heapq.heappush(self._heap, item)
+            self.stats.max_queue_depth = max(self.stats.max_queue_depth, len(self._heap))
+            self._cv.notify()
+        return await future
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap and not self._closed:
+                    self._cv.wait()
+                if self._closed and not self._heap:
+                    return
+                item = heapq.heappop(self._heap)
+            if item.future.cancelled():
+                continue
+            started = time.perf_counter()
+            try:
+                made = item.factory()
+                if made is None:
+                    result = None
+                else:
+                    job, request = made
+                    hyp = self.decoder.decode(request)
+                    result = (job, hyp)
+                    self.stats.decodes += 1
+                    self.stats.decode_s_total += time.perf_counter() - started
+                    self.stats.queue_wait_s_total += started - item.enqueued_at
+                item.loop.call_soon_threadsafe(_set_result, item.future, result)
+            except Exception as exc:  # a failed decode must not kill the worker (others depend on it)
+                self.stats.errors += 1
+                log.exception("ASR decode failed")
+                item.loop.call_soon_threadsafe(_set_exception, item.future, exc)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join(timeout=30)
+
+
+def _set_result(future: asyncio.Future, result: object) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _set_exception(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

@@ -1,0 +1,119 @@
+"""Recorded files through the same streaming pipeline as live calls (paced replay, simulated real-time clock)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from intelligence.types import TranscriptEvent
+from pipelines.audio_io import DecodedAudio, read_audio
+from pipelines.config import SessionConfig
+from pipelines.session import SessionManager
+
+CHUNK_S = 0.5
+
+
+def default_channel_names(channels: int) -> tuple[str, ...]:
+    if channels == 1:
+        return ("speaker",)
+    if channels == 2:
+        return ("agent", "customer")
+    return tuple(f"ch{i}" for i in range(channels))
+
+
+async def replay(
+    manager: SessionManager,
+    audio: DecodedAudio,
+    *,
+    language: str = "auto",
+    channel_names: tuple[str, ...] | None = None,
+    metadata: dict[str, Any] | None = None,
+    source: str = "file",
+    progress: Callable[[float], None] | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Replay decoded audio as one paced session; returns (session_id, all events in emission order)."""
+    if channel_names is None and audio.is_dual_mono():
+        audio = audio.mono()
+    names = channel_names or default_channel_names(audio.channels)
+    if len(names) != audio.channels:
+        if audio.channels > 1 and len(names) == 1:
+            audio = audio.mono()
+        else:
+            raise ValueError(f"{audio.channels} audio channels but {len(names)} channel names")
+    config = SessionConfig(source=source, language=language, sample_rate_hz=audio.sample_rate_hz,
+                           channel_names=tuple(names), metadata=dict(metadata or {}))
+    session = await manager.open_session(config, overflow="block", paced=True)
+    _history, sub = session.subscribe()
+    events: list[dict[str, Any]] = []
+
+    async def collect() -> None:
+        while True:
+            ev = await sub.queue.get()
+            if ev.get("type") == "end":
+                return
+            events.append(ev)
+            if on_event is not None:
+                on_event(ev)
+
+    collector = asyncio.create_task(collect())
+    step = int(audio.sample_rate_hz * CHUNK_S)
+    total = audio.samples.shape[0]
+    try:
+        for start in range(0, total, step):
+            block = audio.samples[start : start + step]
+            for ch in range(audio.channels):
+                await session.push_pcm(ch, block[:, ch].astype("<i2").tobytes())
+            if progress is not None:
+                progress(min(start + step, total) / audio.sample_rate_hz)
+    finally:
+        await session.close("end_of_file")
+    await collector
+    return session.session_id, events
+
+
+def finals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e.get("type") == "transcript" and e.get("kind") == "final"]
+
+
+def to_transcript_event(d: dict[str, Any]) -> TranscriptEvent:
+    from intelligence.types import Word
+
+    return TranscriptEvent(
+        session_id=d["session_id"], kind=d["kind"], segment_id=d["segment_id"], channel=d["channel"],
+        speaker=d["speaker"], start_s=d["start_s"], end_s=d["end_s"], text=d["text"],
+        words=tuple(Word(**w) for w in d.get("words", [])), language=d.get("language", ""),
+        model=d.get("model", ""), emitted_at=d.get("emitted_at", 0.0), media_clock_s=d.get("media_clock_s", 0.0),
+    )
+
+
+def transcribe_call(
+    path: str | Path,
+    *,
+    language: str = "auto",
+    channel_names: tuple[str, ...] = ("agent", "customer"),
+    settings: Any = None,
+) -> list[TranscriptEvent]:
+    """Final caption events for each channel of a recorded call (blocking; runs its own event loop).
+
+    For one-off use (batch audit, compliance eval): builds a runtime with an in-memory store.
+    """
+    from pipelines.runtime import build_runtime
+    from pipelines.settings import HarkenSettings
+
+    s = settings or HarkenSettings(database_url="sqlite://")
+    audio = read_audio(path)
+
+    async def run() -> list[TranscriptEvent]:
+        rt = build_runtime(s)
+        try:
+            names = channel_names if audio.channels == len(channel_names) else default_channel_names(
+                audio.channels)
+            _sid, events = await replay(rt.manager, audio, language=language, channel_names=names)
+            return [to_transcript_event(e) for e in finals(events)]
+        finally:
+            await rt.aclose()
+
+    return asyncio.run(run())

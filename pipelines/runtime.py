@@ -1,0 +1,74 @@
+"""Builds the pipeline objects (store, sink, executor, session manager) from settings, for the app and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.vad import VadParams
+from pipelines.channel import StreamingParams
+from pipelines.executor import AsrExecutor
+from pipelines.session import EnricherFactory, SessionManager
+from pipelines.settings import HarkenSettings
+from pipelines.sink import PersistenceSink
+from pipelines.store import Store
+
+
+@dataclass
+class Runtime:
+    settings: HarkenSettings
+    store: Store
+    sink: PersistenceSink
+    manager: SessionManager
+
+    async def aclose(self) -> None:
+        await self.manager.close_all()
+        await self.sink.stop()
+        self.manager.shutdown()
+        self.store.close()
+
+
+def streaming_params(settings: HarkenSettings) -> StreamingParams:
+    return StreamingParams(
+        step_s=settings.step_s,
+        max_buffer_s=settings.max_buffer_s,
+        vad=VadParams(aggressiveness=settings.vad_aggressiveness, end_silence_ms=settings.vad_end_silence_ms),
+    )
+
+
+def denoiser_factory(settings: HarkenSettings):
+    from models.denoise import DEFAULT_DENOISER, create_denoiser
+
+    name = settings.denoiser or DEFAULT_DENOISER
+    if name == "none":
+        return None
+    create_denoiser(name)  # fail at start-up, not mid-call, if the backend is unusable
+    return lambda: create_denoiser(name)
+
+
+def executor_factory(settings: HarkenSettings):
+    def build() -> AsrExecutor:
+        from models.loader import load_asr
+
+        backend = load_asr(
+            settings.asr_model, settings.data_dir / "models", compute_type=settings.asr_compute_type,
+            device=settings.asr_device, cpu_threads=settings.asr_threads, beam_size=settings.asr_beam_size,
+        )
+        return AsrExecutor(backend, workers=settings.asr_workers)
+
+    return build
+
+
+def build_runtime(settings: HarkenSettings, enrichers: list[EnricherFactory] | None = None) -> Runtime:
+    """Create the runtime. Call from inside a running event loop (the sink starts a task lazily)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.resolved_database_url())
+    sink = PersistenceSink(store)
+    manager = SessionManager(
+        executor_factory=executor_factory(settings),
+        sink=sink,
+        streaming=streaming_params(settings),
+        max_channels=settings.max_channels,
+        denoiser_factory=denoiser_factory(settings),
+        enricher_factories=enrichers,
+    )
+    return Runtime(settings=settings, store=store, sink=sink, manager=manager)

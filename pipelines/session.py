@@ -1,0 +1,407 @@
+"""Live sessions: one call or meeting flowing through ingress -> channel transcribers -> events -> sinks.
+
+The `SessionManager` admits sessions up to a channel budget (past it: `CapacityExceeded`), owns the shared ASR
+executor, and hands every session its own transcribers, queues and bus (nothing per-session is shared).
+
+Ingress queues are bounded. Their overflow policy is chosen by the source: `block` (the WebSocket client and file
+replays get TCP/await back-pressure; nothing is lost) or `drop_oldest` (live RTP-style taps that cannot be paused:
+the oldest audio is dropped and counted in `audio_dropped_s`). Feeding is cheap DSP done in worker threads; the
+model runs in the executor. Every durable event is persisted as it is produced, so a client that vanishes loses
+nothing already captioned.
+
+Replay pacing: a `paced` session (file transcription and `harken eval asr` without --realtime) feeds audio as fast
+as decoding allows and simulates the real-time clock: a decode is issued when the simulated decoder is free and
+stamped done `decode_s` later, exactly as one real-time stream on an idle machine would see it. Its events carry
+that simulated clock in `media_clock_s`, so latency figures from replays and from live streams compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from intelligence.types import TranscriptEvent
+from pipelines.bus import SessionBus, Subscriber
+from pipelines.channel import ChannelTranscriber, DecodeJob, StreamingParams
+from pipelines.config import SessionConfig
+from pipelines.errors import BadAudio, CapacityExceeded, SessionClosed
+from pipelines.executor import AsrExecutor
+from pipelines.sink import PersistenceSink
+
+log = logging.getLogger(__name__)
+
+Overflow = Literal["block", "drop_oldest"]
+_EOS = object()
+
+
+class Enricher(Protocol):
+    """A per-session stage that reacts to durable events (classifiers, compliance, alerts)."""
+
+    async def on_final(self, session: LiveSession, event: TranscriptEvent) -> None: ...
+    async def on_event(self, session: LiveSession, event: dict[str, Any]) -> None: ...
+    async def finish(self, session: LiveSession) -> None: ...
+
+
+EnricherFactory = Callable[["LiveSession"], Enricher]
+
+
+@dataclass
+class SessionStats:
+    audio_s: list[float] = field(default_factory=list)
+    audio_dropped_s: float = 0.0
+    finals: int = 0
+    partials: int = 0
+    decodes: int = 0
+    discarded_hypotheses: int = 0
+    enrichment_errors: int = 0
+
+
+class LiveSession:
+    """One call or meeting. Push audio per channel; subscribe to events; close when it ends."""
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        config: SessionConfig,
+        session_id: str,
+        *,
+        overflow: Overflow,
+        paced: bool,
+        denoiser_factory: Callable[[], Any] | None,
+    ) -> None:
+        self.manager = manager
+        self.config = config
+        self.session_id = session_id
+        self.metadata: dict[str, Any] = dict(config.metadata)
+        self.overflow = overflow
+        self.paced = paced
+        self.bus = SessionBus()
+        self.stats = SessionStats(audio_s=[0.0] * config.num_channels)
+        self.history: list[dict[str, Any]] = []  # durable events, for late subscribers
+        self._seq = 0
+        self._closed = False
+        self._closing: asyncio.Task | None = None
+        self.end_reason: str | None = None
+        language = None if config.language == "auto" else config.language
+        self.transcribers = [
+            ChannelTranscriber(
+                session_id=session_id, channel=i, speaker=name, input_rate_hz=config.sample_rate_hz,
+                language=language, params=manager.streaming,
+                denoiser=denoiser_factory() if denoiser_factory else None,
+            )
+            for i, name in enumerate(config.channel_names)
+        ]
+        self._queues: list[asyncio.Queue] = [asyncio.Queue(maxsize=manager.ingress_queue_chunks)
+                                             for _ in config.channel_names]
+        self.enrichers: list[Enricher] = [f(self) for f in manager.enricher_factories]
+        self._tasks = [asyncio.create_task(self._channel_loop(i), name=f"{session_id}-ch{i}")
+                       for i in range(config.num_channels)]
+        self.started_at = time.time()
+
+    # -- input ---------------------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def push_pcm(self, channel: int, pcm_s16le: bytes, sample_rate_hz: int | None = None) -> None:
+        """Queue int16 LE mono PCM for one channel (at the session's sample rate)."""
+        if self._closed:
+            raise SessionClosed(self.session_id)
+        if not 0 <= channel < self.config.num_channels:
+            raise BadAudio(f"channel {channel} out of range (session has {self.config.num_channels})")
+        if sample_rate_hz is not None and sample_rate_hz != self.config.sample_rate_hz:
+            raise BadAudio(f"sample rate {sample_rate_hz} Hz differs from the session's "
+                           f"{self.config.sample_rate_hz} Hz")
+        if len(pcm_s16le) % 2:
+            raise BadAudio("PCM s16le needs an even number of bytes")
+        if not pcm_s16le:
+            return
+        q = self._queues[channel]
+        if self.overflow == "drop_oldest":
+            while q.full():
+                dropped = q.get_nowait()
+                if dropped is not _EOS:
+                    self.stats.audio_dropped_s += len(dropped) / 2 / self.config.sample_rate_hz
+            q.put_nowait(pcm_s16le)
+        else:
+            await q.put(pcm_s16le)
+        self.stats.audio_s[channel] += len(pcm_s16le) / 2 / self.config.sample_rate_hz
+
+    async def push_interleaved(self, pcm_s16le: bytes) -> None:
+        """Queue interleaved multi-channel int16 PCM (frame = one sample per channel)."""
+        n = self.config.num_channels
+        if len(pcm_s16le) % (2 * n):
+            raise BadAudio(f"interleaved PCM must be a whole number of {n}-channel frames")
+        if n == 1:
+            await self.push_pcm(0, pcm_s16le)
+            return
+        frames = np.frombuffer(pcm_s16le, dtype="<i2").reshape(-1, n)
+        for ch in range(n):
+            await self.push_pcm(ch, np.ascontiguousarray(frames[:, ch]).tobytes())
+
+    async def record_event(self, event_type: str, data: dict[str, Any]) -> None:
+        """A durable non-caption event (DTMF, tap stats, marks): persisted and streamed."""
+        await self.emit({"type": event_type, **data})
+
+    def update_metadata(self, data: dict[str, Any]) -> None:
+        self.metadata.update(data)
+        self.manager.sink.update_session(self.session_id, metadata=dict(self.metadata))
+
+    # -- output --------------------------------------------------------------------------------------------
+    def subscribe(self) -> tuple[list[dict[str, Any]], Subscriber]:
+        """History so far plus a live subscription (history first, then live, no gap)."""
+        return list(self.history), self.bus.subscribe()
+
+    async def emit(self, event: dict[str, Any]) -> None:
+        """Publish an event; durable ones are sequenced, kept and persisted."""
+        durable = not (event.get("type") == "transcript" and event.get("kind") == "partial")
+        event = dict(event)
+        event.setdefault("session_id", self.session_id)
+        if durable:
+            event["seq"] = self._seq
+            self._seq += 1
+            self.history.append(event)
+            await self.manager.sink.put(self.session_id, event["seq"], event)
+        self.bus.publish(event)
+
+    async def _emit_transcripts(self, events: list[TranscriptEvent]) -> None:
+        for ev in events:
+            if ev.kind == "final":
+                self.stats.finals += 1
+            else:
+                self.stats.partials += 1
+            await self.emit(ev.to_dict())
+            if ev.kind == "final":
+                for enricher in self.enrichers:
+                    try:
+                        await enricher.on_final(self, ev)
+                    except Exception:  # enrichment degrades the session, never drops the call
+                        self.stats.enrichment_errors += 1
+                        log.exception("enricher failed on a final segment (session %s)", self.session_id)
+
+    # -- processing ----------------------------------------------------------------------------------------
+    async def _channel_loop(self, channel: int) -> None:
+        ct = self.transcribers[channel]
+        q = self._queues[channel]
+        try:
+            if self.paced:
+                await self._paced_loop(ct, q)
+            else:
+                await self._live_loop(ct, q)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("channel %d of session %s failed", channel, self.session_id)
+            await self.emit({"type": "error", "code": "channel_failed", "channel": channel})
+
+    async def _drain(self, q: asyncio.Queue) -> tuple[bytes, bool]:
+        first = await q.get()
+        chunks, eos = [], first is _EOS
+        if not eos:
+            chunks.append(first)
+        while not eos and not q.empty():
+            item = q.get_nowait()
+            if item is _EOS:
+                eos = True
+            else:
+                chunks.append(item)
+        return b"".join(chunks), eos
+
+    async def _decode_once(self, ct: ChannelTranscriber) -> tuple[DecodeJob, Any] | None:
+        def factory():
+            job = ct.take_job()
+            return None if job is None else (job, job.request)
+
+        final = bool(ct._final_due)
+        return await self.manager.executor.submit(factory, final=final)  # type: ignore[return-value]
+
+    async def _live_loop(self, ct: ChannelTranscriber, q: asyncio.Queue) -> None:
+        decoder: asyncio.Task | None = None
+
+        async def decode_until_idle() -> None:
+            while ct.has_work():
+                res = await self._decode_once(ct)
+                if res is None:
+                    continue
+                job, hyp = res
+                await self._emit_transcripts(ct.apply(job, hyp))
+
+        while True:
+            data, eos = await self._drain(q)
+            if data:
+                await asyncio.to_thread(ct.feed, data)
+            if eos:
+                ct.end_of_stream()
+            if (decoder is None or decoder.done()) and ct.has_work():
+                if decoder is not None:
+                    decoder.result()  # surface a failure
+                decoder = asyncio.create_task(decode_until_idle())
+            if eos:
+                break
+        if decoder is not None:
+            await decoder
+        await self._flush_channel(ct)
+
+    async def _paced_loop(self, ct: ChannelTranscriber, q: asyncio.Queue) -> None:
+        decoder_free_s = 0.0  # simulated time at which the (simulated) decoder finishes its current job
+        while True:
+            data, eos = await self._drain(q)
+            if data:
+                # feed in <= 100 ms steps so decodes are issued at the right simulated moment
+                step = max(2, int(self.config.sample_rate_hz * 0.1) * 2)
+                for i in range(0, len(data), step):
+                    await asyncio.to_thread(ct.feed, data[i : i + step])
+                    decoder_free_s = await self._paced_decodes(ct, decoder_free_s)
+            if eos:
+                ct.end_of_stream()
+                decoder_free_s = await self._paced_decodes(ct, decoder_free_s, draining=True)
+                break
+        await self._flush_channel(ct)
+
+    async def _paced_decodes(self, ct: ChannelTranscriber, free_s: float, draining: bool = False) -> float:
+        while ct.has_work() and (draining or free_s <= ct.received_s):
+            issued_s = max(free_s, ct.received_s)
+            res = await self._decode_once(ct)
+            if res is None:
+                break
+            job, hyp = res
+            free_s = issued_s + hyp.decode_s
+            await self._emit_transcripts(ct.apply(job, hyp, media_clock_s=free_s))
+        return free_s
+
+    async def _flush_channel(self, ct: ChannelTranscriber) -> None:
+        while ct.has_work():
+            res = await self._decode_once(ct)
+            if res is None:
+                break
+            job, hyp = res
+            await self._emit_transcripts(ct.apply(job, hyp))
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    async def close(self, reason: str = "normal") -> None:
+        """End the session: decode what is buffered, finish enrichers, persist. Idempotent."""
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._close(reason))
+        await asyncio.shield(self._closing)
+
+    async def _close(self, reason: str) -> None:
+        self._closed = True
+        self.end_reason = reason
+        for q in self._queues:
+            await q.put(_EOS)
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+                log.error("session %s channel task ended with %r", self.session_id, r)
+        for enricher in self.enrichers:
+            try:
+                await enricher.finish(self)
+            except Exception:
+                self.stats.enrichment_errors += 1
+                log.exception("enricher failed at session end (session %s)", self.session_id)
+        for ct in self.transcribers:
+            self.stats.decodes += ct.decodes
+            self.stats.discarded_hypotheses += ct.discarded_hypotheses
+        await self.emit({"type": "session_end", "reason": reason, "audio_s": max(self.stats.audio_s, default=0)})
+        self.bus.close()
+        self.manager.sink.update_session(
+            self.session_id, status="ended", end_reason=reason, ended_at=time.time(),
+            audio_s=max(self.stats.audio_s, default=0.0), stats=self._stats_dict(),
+        )
+        await self.manager.sink.flush()
+        self.manager._release(self)
+
+    def _stats_dict(self) -> dict[str, Any]:
+        s = self.stats
+        return {"audio_s": s.audio_s, "audio_dropped_s": s.audio_dropped_s, "finals": s.finals,
+                "partials": s.partials, "decodes": s.decodes, "discarded_hypotheses": s.discarded_hypotheses,
+                "enrichment_errors": s.enrichment_errors}
+
+    async def wait_closed(self) -> None:
+        if self._closing is not None:
+            await asyncio.shield(self._closing)
+
+
+class SessionManager:
+    """Admits, tracks and ends live sessions; shares the model executor among them."""
+
+    def __init__(
+        self,
+        *,
+        executor_factory: Callable[[], AsrExecutor],
+        sink: PersistenceSink,
+        streaming: StreamingParams | None = None,
+        max_channels: int = 8,
+        ingress_queue_chunks: int = 500,
+        denoiser_factory: Callable[[], Any] | None = None,
+        enricher_factories: list[EnricherFactory] | None = None,
+        audio_dir: Path | None = None,
+    ) -> None:
+        self._executor_factory = executor_factory
+        self._executor: AsrExecutor | None = None
+        self.sink = sink
+        self.streaming = streaming or StreamingParams()
+        self.max_channels = max_channels
+        self.ingress_queue_chunks = ingress_queue_chunks
+        self.denoiser_factory = denoiser_factory
+        self.enricher_factories = list(enricher_factories or [])
+        self.audio_dir = audio_dir
+        self.sessions: dict[str, LiveSession] = {}
+        self.refused = 0
+
+    @property
+    def executor(self) -> AsrExecutor:
+        if self._executor is None:
+            self._executor = self._executor_factory()
+        return self._executor
+
+    @property
+    def channels_in_use(self) -> int:
+        return sum(s.config.num_channels for s in self.sessions.values())
+
+    async def open_session(self, config: SessionConfig, *, overflow: Overflow = "block",
+                           paced: bool = False) -> LiveSession:
+        """Admit a session or raise `CapacityExceeded`."""
+        if self.channels_in_use + config.num_channels > self.max_channels:
+            self.refused += 1
+            raise CapacityExceeded(
+                f"{self.channels_in_use} of {self.max_channels} channels busy; {config.num_channels} requested"
+            )
+        session_id = config.session_id or uuid.uuid4().hex
+        if session_id in self.sessions:
+            raise ValueError(f"session {session_id} is already live")
+        if self._executor is None:
+            # loading the model takes seconds: do it in a thread, not on the event loop
+            self._executor = await asyncio.to_thread(self._executor_factory)
+        await self.sink.create_session(session_id, config, self.executor.decoder.model_name)
+        session = LiveSession(self, config, session_id, overflow=overflow, paced=paced,
+                              denoiser_factory=self.denoiser_factory)
+        self.sessions[session_id] = session
+        return session
+
+    def get(self, session_id: str) -> LiveSession | None:
+        return self.sessions.get(session_id)
+
+    def _release(self, session: LiveSession) -> None:
+        self.sessions.pop(session.session_id, None)
+
+    async def close_all(self, reason: str = "shutdown") -> None:
+        for s in list(self.sessions.values()):
+            with contextlib.suppress(Exception):
+                await s.close(reason)
+
+    def shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+
+
+AsyncCallback = Callable[[dict[str, Any]], Awaitable[None]]

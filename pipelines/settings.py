@@ -1,0 +1,46 @@
+"""Service settings (environment variables prefixed HARKEN_), built where the app or a command starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HarkenSettings(BaseSettings):
+    """All knobs with embedded defaults: SQLite file, packaged models, no other server."""
+
+    model_config = SettingsConfigDict(env_prefix="HARKEN_", extra="ignore")
+
+    data_dir: Path = Path("var")
+    database_url: str | None = None  # default: sqlite file in data_dir
+    # ASR: 'base' and 'tiny.en' come from PyPI packages; any faster-whisper name/path (after `harken models pull`)
+    asr_model: str = "base"
+    asr_compute_type: str = "int8"
+    asr_device: str = "cpu"
+    asr_threads: int = 2
+    asr_workers: int = 1
+    asr_beam_size: int = 1
+    denoiser: str | None = None  # None = models.denoise.DEFAULT_DENOISER (chosen by measurement)
+    vad_aggressiveness: int = 2
+    vad_end_silence_ms: int = 500
+    step_s: float = 0.6
+    max_buffer_s: float = 12.0
+    max_channels: int = 8
+    # API
+    api_key: str | None = None  # when set, clients must send it (header X-API-Key or ?api_key=)
+    # Taps
+    audiohook_api_key: str | None = None
+    audiohook_client_secret: str | None = None
+    sip_host: str = "127.0.0.1"
+    sip_port: int | None = None
+    audiosocket_port: int | None = None
+    # Enrichment
+    classifiers: bool = True
+    policy_packs: str = ""  # comma-separated pack names applied to every session unless the client names some
+    webhook_url: str | None = None
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'harken.db').resolve()}"
