@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "api.cli_core",
     "eval.asr_cli",
     "eval.denoise_cli",
+    "eval.classifiers_cli",
 )
 
 
