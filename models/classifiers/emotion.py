@@ -25,8 +25,8 @@ from intelligence.emotion_map import (
     Sentiment,
     SentimentGroup,
 )
-from models.classifiers.intent import has_letters
 from models.classifiers.onnx_text import OnnxTextEncoder, sigmoid, softmax
+from models.classifiers.textutil import has_letters
 
 
 @dataclass(frozen=True, slots=True)

