@@ -22,6 +22,7 @@ class StreamStats:
     packets_reordered: int = 0  # arrived out of order but still in time
     packets_invalid: int = 0  # malformed, truncated, undecodable or an unknown payload type
     packets_foreign: int = 0  # from an unexpected source address
+    packets_dropped: int = 0  # shed because the session could not keep up (bounded ingress queue full)
     rtcp_packets: int = 0
     resyncs: int = 0  # sequence or timestamp jumps taken as a restart of the sender
     jitter_ms: float = 0.0  # RFC 3550 interarrival jitter estimate

@@ -1,0 +1,1 @@
+"""SIP and SIPREC: message parsing, SDP, recording metadata and the recording server."""
