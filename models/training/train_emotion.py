@@ -50,7 +50,10 @@ def group_accuracy(group_probs: np.ndarray, gold: np.ndarray) -> float:
     return float(gold[np.arange(len(gold)), pick].mean())
 
 
-def train_emotion(data_root: Path, out_dir: Path, epochs: int = 3, frozen_layers: int = 2, seed: int = 13) -> dict:
+def train_emotion(
+    data_root: Path, out_dir: Path, epochs: int = 3, frozen_layers: int = 2, seed: int = 13,
+    max_seconds: float | None = None,
+) -> dict:
     """Train, export and tune; returns the validation report written to out_dir/training_report.json."""
     torch.set_num_threads(1)
     t_start = time.monotonic()
@@ -82,7 +85,7 @@ def train_emotion(data_root: Path, out_dir: Path, epochs: int = 3, frozen_layers
                  epoch + 1, score, group_accuracy(probs[:, n_emo:], y_dev[:, n_emo:]))
         return score
 
-    config = tm.TrainConfig(epochs=epochs, seed=seed, lr_encoder=1e-4, lr_head=2e-3)
+    config = tm.TrainConfig(epochs=epochs, seed=seed, lr_encoder=1e-4, lr_head=2e-3, max_seconds=max_seconds)
     best = tm.fit(model, train_set, torch.nn.functional.binary_cross_entropy_with_logits, config, dev_macro_f1)
 
     tm.copy_tokenizer(out_dir)
