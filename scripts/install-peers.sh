@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the third-party protocol peers that the tap tests drive (tests/test_taps_sipp.py, test_taps_twilio.py).
+# Idempotent: installs only what is missing. CI runs it before `make test`; developers may run it by hand.
+#   SIPp (Debian package sip-tester)  - SIP/SIPREC UAC with pcap RTP replay
+#   streamdouble (PyPI, a dev extra)  - Twilio Media Streams simulator
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ -x .venv/bin/python ] && ! .venv/bin/python -c "import streamdouble, hypothesis" 2>/dev/null; then
+  .venv/bin/pip install -q "streamdouble==0.3.0" "hypothesis>=6.100"
+fi
+
+command -v sipp >/dev/null 2>&1 && echo "peers ready: $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1)"
