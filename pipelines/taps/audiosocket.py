@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipelines.config import SessionConfig
-from pipelines.taps.base import CapacityExceeded, SessionOpener, TapSession, logger, pcm_bytes
+from pipelines.taps.base import CapacityExceeded, SessionClosed, SessionOpener, TapSession, logger, pcm_bytes
 from pipelines.taps.stats import StreamStats
 
 KIND_HANGUP = 0x00
@@ -202,6 +202,9 @@ class _AudioSocketCall:
             await self._send_hangup()
         except (ConnectionError, OSError):
             self.reason = "disconnect"
+        except SessionClosed:
+            self.reason = "session_closed"
+            await self._send_hangup()
         except asyncio.CancelledError:
             self.reason = "server_shutdown"
             await self._finish()
@@ -259,5 +262,7 @@ class _AudioSocketCall:
         session, self.session = self.session, None
         try:
             await session.record_event("tap_stats", {"tap": "audiosocket", "streams": [self.stats.to_dict()]})
+        except SessionClosed:
+            pass
         finally:
             await session.close(self.reason)

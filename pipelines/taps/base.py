@@ -14,6 +14,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from pipelines.config import SessionConfig
+from pipelines.errors import BadAudio, CapacityExceeded, SessionClosed
+
+__all__ = ["BadAudio", "CapacityExceeded", "SessionClosed"]
 
 logger = logging.getLogger("harken.taps")
 
@@ -23,13 +26,6 @@ logger = logging.getLogger("harken.taps")
 AGENT_CUSTOMER = ("agent", "customer")
 AGENT_CHANNEL = 0
 CUSTOMER_CHANNEL = 1
-
-try:  # the lead's pipelines/errors.py; the fallback keeps taps importable before it lands
-    from pipelines.errors import CapacityExceeded
-except ImportError:  # pragma: no cover - removed once pipelines/errors.py exists
-
-    class CapacityExceeded(Exception):  # type: ignore[no-redef]
-        """The service is at its session limit (WebSocket close 1013, SIP 503)."""
 
 
 class TapSession(Protocol):

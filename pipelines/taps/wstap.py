@@ -15,6 +15,7 @@ from pipelines.taps.base import (
     CLOSE_TRY_AGAIN_LATER,
     CapacityExceeded,
     MessageTransport,
+    SessionClosed,
     SessionOpener,
     TapProtocolError,
     TapSession,
@@ -81,6 +82,11 @@ class WebSocketTap:
             self.end_reason = "server_shutdown"
             await self.finish_session()
             raise
+        except SessionClosed:
+            # The pipeline ended the session (shutdown, an operator, a fatal stage error): tell the peer we are done.
+            logger.info("%s tap: session closed by the pipeline", self.tap_name)
+            self.end_reason = "session_closed"
+            await self.close_transport(CLOSE_NORMAL, "session closed")
         except Exception:
             logger.exception("%s tap: internal error", self.tap_name)
             self.end_reason = "internal_error"
@@ -126,6 +132,8 @@ class WebSocketTap:
             await session.record_event(
                 "tap_stats", {"tap": self.tap_name, "streams": [s.to_dict() for _, s in sorted(self.stats.items())]}
             )
+        except SessionClosed:
+            pass  # already ended by the pipeline: nothing more to record
         finally:
             await session.close(self.end_reason)
 

@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.config import SessionConfig
-from pipelines.taps.base import AGENT_CUSTOMER, CapacityExceeded, SessionOpener, TapSession, logger
+from pipelines.taps.base import (
+    AGENT_CUSTOMER,
+    CapacityExceeded,
+    SessionClosed,
+    SessionOpener,
+    TapSession,
+    logger,
+)
 from pipelines.taps.media import RtpStreamReceiver, StreamFormat
 from pipelines.taps.sip.message import (
     SipMessage,
@@ -99,7 +106,13 @@ class _RtpLeg(asyncio.DatagramProtocol):
             item = await self.queue.get()
             if item is None:
                 return
-            await self.receiver.on_datagram(*item)
+            try:
+                await self.receiver.on_datagram(*item)
+            except SessionClosed:
+                return  # the pipeline ended the session; the call ends on BYE or the media watchdog
+            except Exception:  # a bad packet must not kill the leg: count it and go on
+                logger.exception("rtp port %d: packet handling failed", self.port)
+                self.receiver.stats.packets_invalid += 1
 
     async def close(self) -> None:
         if self.transport is not None:
@@ -111,7 +124,8 @@ class _RtpLeg(asyncio.DatagramProtocol):
                 self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
-        await self.receiver.finish()
+        with contextlib.suppress(SessionClosed):
+            await self.receiver.finish()
 
 
 @dataclass
@@ -573,9 +587,17 @@ class SipServer:
             session, call.session = call.session, None
             try:
                 streams = [leg.receiver.stats.to_dict() | {"label": leg.label, "port": leg.port} for leg in call.legs if leg]
-                await session.record_event("tap_stats", {"tap": "sip", "streams": streams})
+                with contextlib.suppress(SessionClosed):
+                    await session.record_event("tap_stats", {"tap": "sip", "streams": streams})
             finally:
                 await session.close(reason)
+
+
+class SipRecordingServer(SipServer):
+    """The constructor shape the app lifespan uses: keyword settings instead of a SipServerConfig."""
+
+    def __init__(self, manager: SessionOpener, host: str = "127.0.0.1", port: int = 5060, **kwargs: Any) -> None:
+        super().__init__(manager, SipServerConfig(host=host, port=port, **kwargs))
 
 
 class _Reject(Exception):
