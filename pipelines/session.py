@@ -170,8 +170,11 @@ class LiveSession:
             event["seq"] = self._seq
             self._seq += 1
             self.history.append(event)
-            await self.manager.sink.put(self.session_id, event["seq"], event)
+        # history and live fan-out change together (no await in between), so a new subscriber sees no gap
+        # and no duplicate
         self.bus.publish(event)
+        if durable:
+            await self.manager.sink.put(self.session_id, event["seq"], event)
 
     async def _emit_transcripts(self, events: list[TranscriptEvent]) -> None:
         for ev in events:

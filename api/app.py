@@ -1,0 +1,83 @@
+"""The FastAPI application factory. Settings and all state are built here, not at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from api.metrics import make_registry
+from api.state import HarkenState
+from pipelines.runtime import build_runtime
+from pipelines.settings import HarkenSettings
+
+log = logging.getLogger(__name__)
+
+# Optional routers owned by feature areas; each module exposes build_router() -> APIRouter.
+OPTIONAL_ROUTERS = ("api.taps_routes", "api.tickets_routes")
+
+
+def create_app(settings: HarkenSettings | None = None) -> FastAPI:
+    settings = settings or HarkenSettings()
+    state = HarkenState(settings=settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from pipelines.enrich import enricher_factories
+
+        state.runtime = build_runtime(settings, enrichers=enricher_factories(settings, state))
+        interrupted = await asyncio.to_thread(state.runtime.store.mark_interrupted)
+        if interrupted:
+            log.warning("%d sessions were left live by a previous run; marked ended (server_restart)", interrupted)
+        from api.servers import start_servers
+
+        state.servers = await start_servers(state)
+        try:
+            yield
+        finally:
+            for server in reversed(state.servers):
+                with contextlib.suppress(Exception):
+                    await server.stop()
+            await state.runtime.aclose()
+
+    app = FastAPI(title="harken", version="0.1.0", lifespan=lifespan)
+    app.state.harken = state
+    registry = make_registry(state)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        ready = state.runtime is not None
+        return {"status": "ok" if ready else "starting",
+                "sessions_live": len(state.manager.sessions) if ready else 0,
+                "channels_in_use": state.manager.channels_in_use if ready else 0,
+                "channels_max": settings.max_channels, "asr_model": settings.asr_model}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(Exception)
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return JSONResponse(status_code=500, content={"code": "internal", "message": "internal error"})
+
+    from api import routes_sessions, routes_stream
+
+    app.include_router(routes_stream.build_router())
+    app.include_router(routes_sessions.build_router())
+    for name in OPTIONAL_ROUTERS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        app.include_router(module.build_router())
+    return app

@@ -1,0 +1,214 @@
+"""Streaming ASR evaluation on NeMo-style manifests: accuracy against an offline decode, and latency.
+
+Definitions (all per word of the final transcript, then p50/p95 over all words of all clips):
+- final_latency_s: time the word first appears in a *final* event minus the word's end time in the audio;
+- first_partial_latency_s: time the word first appears in *any* event (usually a partial) minus its end time.
+"Time" is the real-time clock of a live stream: with --realtime the audio is really fed at real-time speed and
+wall-clock emission times are used; otherwise each clip is replayed with the pipeline's simulated real-time
+clock (a decode issued when the decoder is free, done after its measured compute time; see pipelines/session.py).
+WER uses Whisper's English normaliser (CER with the basic normaliser and no spaces for Chinese); `offline_wer` is
+the same model decoding the whole file with faster-whisper's standard 30 s pipeline (beam 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from intelligence.captions import plain_text
+from intelligence.text import normalize_token
+from pipelines.audio_io import read_audio
+from pipelines.config import SessionConfig
+from pipelines.offline import finals, replay
+from pipelines.runtime import build_runtime
+from pipelines.settings import HarkenSettings
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    text: str
+    language: str
+    duration_s: float
+
+
+def load_manifest(path: Path, limit: int | None = None) -> list[Clip]:
+    clips = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            clips.append(Clip(path.parent / row["audio_filepath"], row.get("text", ""),
+                              row.get("language", "en"), float(row.get("duration", 0.0))))
+            if limit and len(clips) >= limit:
+                break
+    return clips
+
+
+def normalizer(language: str):
+    if language == "zh":
+        from whisper_normalizer.basic import BasicTextNormalizer
+
+        basic = BasicTextNormalizer()
+        from intelligence.text import to_simplified
+
+        return lambda s: " ".join(basic(to_simplified(s)).replace(" ", ""))
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def error_rate(refs: list[str], hyps: list[str], language: str) -> float:
+    """Corpus WER (CER for Chinese, computed on characters separated by spaces)."""
+    import jiwer
+
+    norm = normalizer(language)
+    pairs = [(norm(r), norm(h)) for r, h in zip(refs, hyps, strict=True)]
+    pairs = [(r, h) for r, h in pairs if r.strip()]
+    if not pairs:
+        return 0.0
+    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+
+
+def word_latencies(events: list[dict[str, Any]], clock: str) -> tuple[list[float], list[float]]:
+    """(final latencies, first-appearance latencies) for every word of the finals of one stream.
+
+    `clock` is "media_clock_s" (simulated) or "wall_s" (added by the realtime runner)."""
+    final_lat, first_lat = [], []
+    seen: list[tuple[int, str, float, float]] = []  # (channel, key, start_s, clock) of every word shown
+    for ev in events:
+        if ev.get("type") != "transcript":
+            continue
+        for w in ev.get("words", []):
+            seen.append((ev["channel"], normalize_token(w["text"]), w["start_s"], ev[clock]))
+        if ev["kind"] != "final":
+            continue
+        for w in ev.get("words", []):
+            end = w["end_s"]
+            final_lat.append(max(0.0, ev[clock] - end))
+            key = normalize_token(w["text"])
+            first = min((c for ch, k, s, c in seen if ch == ev["channel"] and k == key
+                         and abs(s - w["start_s"]) < 0.6), default=ev[clock])
+            first_lat.append(max(0.0, first - end))
+    return final_lat, first_lat
+
+
+def pct(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "mean": None}
+    arr = np.asarray(values)
+    return {"p50": round(float(np.percentile(arr, 50)), 3), "p95": round(float(np.percentile(arr, 95)), 3),
+            "mean": round(float(arr.mean()), 3)}
+
+
+async def _realtime_stream(manager, audio, language: str) -> list[dict[str, Any]]:
+    """Feed one clip at real-time speed to a live session; stamp events with wall seconds since start."""
+    config = SessionConfig(source="eval", language=language, sample_rate_hz=audio.sample_rate_hz,
+                           channel_names=("speaker",))
+    session = await manager.open_session(config, overflow="block", paced=False)
+    _h, sub = session.subscribe()
+    events: list[dict[str, Any]] = []
+    t0 = time.monotonic()
+
+    async def collect() -> None:
+        while True:
+            ev = await sub.queue.get()
+            if ev.get("type") == "end":
+                return
+            events.append({**ev, "wall_s": time.monotonic() - t0})
+
+    collector = asyncio.create_task(collect())
+    step = int(audio.sample_rate_hz * 0.1)
+    mono = audio.mono()
+    for i in range(0, mono.samples.shape[0], step):
+        await session.push_pcm(0, mono.samples[i : i + step, 0].astype("<i2").tobytes())
+        ahead = (i + step) / audio.sample_rate_hz - (time.monotonic() - t0)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+    await session.close("end_of_file")
+    await collector
+    return events
+
+
+def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings: HarkenSettings,
+                 offline: bool = True, offline_beam: int = 5, progress: bool = True) -> dict[str, Any]:
+    clips = load_manifest(manifest, limit)
+    if not clips:
+        raise ValueError(f"{manifest}: no clips")
+    language = clips[0].language if clips[0].language in ("en", "zh") else "en"
+
+    async def run() -> dict[str, Any]:
+        rt = build_runtime(settings)
+        try:
+            refs, hyps, offl = [], [], []
+            final_lat, first_lat = [], []
+            audio_s = 0.0
+            stream_wall = 0.0
+            from tqdm import tqdm
+
+            bar = tqdm(clips, desc="eval asr", unit="clip", disable=not progress)
+            for clip in bar:
+                audio = read_audio(clip.path)
+                audio_s += audio.duration_s
+                t = time.perf_counter()
+                if realtime:
+                    events = await _realtime_stream(rt.manager, audio, clip.language)
+                    clock = "wall_s"
+                else:
+                    _sid, events = await replay(rt.manager, audio.mono(), language=clip.language,
+                                                channel_names=("speaker",), source="eval")
+                    clock = "media_clock_s"
+                stream_wall += time.perf_counter() - t
+                fl, pl = word_latencies(events, clock)
+                final_lat += fl
+                first_lat += pl
+                refs.append(clip.text)
+                hyps.append(plain_text(finals(events)))
+                if offline:
+                    pcm = audio.mono().samples[:, 0].astype(np.float32) / 32768.0
+                    if audio.sample_rate_hz != 16000:
+                        import soxr
+
+                        pcm = soxr.resample(pcm, audio.sample_rate_hz, 16000).astype(np.float32)
+                    backend = rt.manager.executor.decoder
+                    offl.append(await asyncio.to_thread(backend.transcribe_offline, pcm, clip.language,
+                                                        offline_beam))
+            ex = rt.manager.executor
+            backend = ex.decoder
+            result: dict[str, Any] = {
+                "manifest": str(manifest),
+                "clips": len(clips),
+                "audio_s": round(audio_s, 2),
+                "language": language,
+                "metric": "cer" if language == "zh" else "wer",
+                "wer": round(error_rate(refs, hyps, language), 4),
+                "offline_wer": round(error_rate(refs, offl, language), 4) if offline else None,
+                "final_latency_s": pct(final_lat),
+                "first_partial_latency_s": pct(first_lat),
+                "rtf": round(ex.stats.decode_s_total / audio_s, 3) if audio_s else None,
+                "stream_wall_rtf": round(stream_wall / audio_s, 3) if audio_s else None,
+                "decodes": ex.stats.decodes,
+                "model": backend.model_name,
+                "device": f"{settings.asr_device} ({settings.asr_compute_type}, {settings.asr_threads} threads)",
+                "mode": "realtime" if realtime else "simulated-realtime replay",
+                "offline_beam_size": offline_beam if offline else None,
+                "streaming_beam_size": settings.asr_beam_size,
+                "step_s": settings.step_s,
+                "date": time.strftime("%Y-%m-%d"),
+                "samples": [{"ref": r, "hyp": h, "offline": o} for r, h, o in
+                            zip(refs[:5], hyps[:5], (offl or [""] * 5)[:5], strict=False)],
+            }
+            if offline and result["offline_wer"]:
+                result["wer_ratio"] = round(result["wer"] / result["offline_wer"], 3)
+            return result
+        finally:
+            await rt.aclose()
+
+    return asyncio.run(run())

@@ -1,0 +1,73 @@
+"""LocalAgreement commit policy and Whisper failure-mode guards."""
+
+from intelligence.commit import (
+    HypothesisQuality,
+    LocalAgreement,
+    cut_repetition_loop,
+    is_hallucination,
+)
+from intelligence.types import Word
+
+
+def words(spec: str, start: float = 0.0, dur: float = 0.3) -> list[Word]:
+    return [Word(t, start + i * dur, start + (i + 1) * dur) for i, t in enumerate(spec.split())]
+
+
+def test_commits_only_what_two_hypotheses_agree_on():
+    la = LocalAgreement()
+    committed, tentative = la.update(words("the quick brown"))
+    assert committed == [] and [w.text for w in tentative] == ["the", "quick", "brown"]
+    committed, tentative = la.update(words("the quick brow fox"))
+    assert [w.text for w in committed] == ["the", "quick"]
+    assert [w.text for w in tentative] == ["brow", "fox"]
+    # committed words never come back, even when a later hypothesis repeats them
+    committed, tentative = la.update(words("the quick brown fox jumps"))
+    assert committed == []
+    assert [w.text for w in tentative] == ["brown", "fox", "jumps"]
+
+
+def test_agreement_ignores_case_and_punctuation():
+    la = LocalAgreement()
+    la.update(words("Hello, world"))
+    committed, _ = la.update(words("hello world."))
+    assert [w.text for w in committed] == ["hello", "world."]
+
+
+def test_flush_commits_the_rest_once():
+    la = LocalAgreement()
+    la.update(words("one two three"))
+    la.update(words("one two three four"))
+    rest = la.flush(words("one two three four five"))
+    assert [w.text for w in rest] == ["four", "five"]
+    assert la.flush(words("one two three four five")) == []
+
+
+def test_overlap_with_shifted_times_is_not_committed_twice():
+    la = LocalAgreement()
+    la.update(words("alpha beta gamma"))
+    la.update(words("alpha beta gamma delta"))  # commits alpha beta gamma (end 0.9)
+    shifted = [Word("gamma", 0.95, 1.2), Word("delta", 1.2, 1.5), Word("epsilon", 1.5, 1.8)]
+    committed, tentative = la.update(shifted)
+    assert [w.text for w in committed] == ["delta"]  # agreed with the previous tentative; gamma not again
+    assert [w.text for w in tentative] == ["epsilon"]
+
+
+def test_repetition_loop_is_cut_after_first_copy():
+    loop = words("I said " + "ah, " * 12 + "end")
+    cut = cut_repetition_loop(loop)
+    assert [w.text for w in cut] == ["I", "said", "ah,"]
+    two_gram = words("thank you thank you thank you thank you")
+    assert [w.text for w in cut_repetition_loop(two_gram)] == ["thank", "you"]
+    normal = words("the cat sat on the mat")
+    assert cut_repetition_loop(normal) == normal
+
+
+def test_hallucination_guard():
+    unsure = HypothesisQuality(avg_logprob=-0.9, no_speech_prob=0.5, compression_ratio=1.0)
+    sure = HypothesisQuality(avg_logprob=-0.2, no_speech_prob=0.05, compression_ratio=1.2)
+    assert is_hallucination("Thanks for watching!", unsure)
+    assert not is_hallucination("Thanks for watching!", sure)  # a confident decode of real speech stays
+    assert is_hallucination("字幕由Amara.org社区提供", unsure)
+    assert is_hallucination("anything", HypothesisQuality(-1.5, 0.8, 1.0))
+    assert is_hallucination("la la la la la la la la la la la la la la", HypothesisQuality(-0.2, 0.0, 3.1))
+    assert not is_hallucination("I would like to close my account", sure)
