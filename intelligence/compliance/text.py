@@ -1,0 +1,186 @@
+"""Text normalisation for rule matching: one token stream for English words and Chinese characters.
+
+Matching works on tokens, not raw strings, so ASR punctuation, spacing, case and Traditional/Simplified
+variants do not matter. Every token keeps its character span in the *original* text so evidence can quote
+the transcript exactly and redaction can map back to audio time.
+
+Chinese tokens also carry their toneless pinyin and a "fuzzy" pinyin key (zh/z, ch/c, sh/s, l/n, ing/in,
+eng/en merged). Whisper-base Mandarin output has a character error rate around 0.4 on call audio and most of
+its errors are homophones or near-homophones (录像 -> 路相, 非 -> 飞, 工号 -> 公号), so comparing sounds rather
+than characters recovers most of what was said.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Protocol
+
+_HAN = r"\u3400-\u4dbf\u4e00-\u9fff"
+_TOKEN_RE = re.compile(rf"[a-z0-9]+(?:'[a-z]+)?|[{_HAN}]")
+_HAN_RE = re.compile(rf"[{_HAN}]")
+_HAN_RUN_RE = re.compile(rf"[{_HAN}]+")
+
+_INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z",
+             "c", "s", "y", "w")
+_FUZZY_INITIAL = {"zh": "z", "ch": "c", "sh": "s", "l": "n"}
+_FUZZY_FINAL = {"ing": "in", "eng": "en"}
+
+
+def split_syllable(syllable: str) -> tuple[str, str]:
+    """Split a toneless pinyin syllable into (initial, final); the initial may be empty."""
+    for initial in _INITIALS:
+        if syllable.startswith(initial) and len(syllable) > len(initial):
+            return initial, syllable[len(initial):]
+    return "", syllable
+
+
+def fuzzy_parts(syllable: str) -> tuple[str, str]:
+    """(initial, final) after merging the pairs that Mandarin speakers and ASR confuse most."""
+    initial, final = split_syllable(syllable)
+    return _FUZZY_INITIAL.get(initial, initial), _FUZZY_FINAL.get(final, final)
+
+
+def fuzzy_key(syllable: str) -> str:
+    """A comparison key for a pinyin syllable that ignores the common near-homophone distinctions."""
+    initial, final = fuzzy_parts(syllable)
+    return initial + final
+
+
+def contains_han(text: str) -> bool:
+    """True if the text has at least one CJK ideograph."""
+    return _HAN_RE.search(text) is not None
+
+
+def han_ratio(text: str) -> float:
+    """Share of CJK ideographs among the letters and ideographs of `text` (0 for empty text)."""
+    han = len(_HAN_RE.findall(text))
+    latin = len(re.findall(r"[A-Za-z]", text))
+    return han / (han + latin / 4.0) if han + latin else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One normalised token: a lowercase English word or digit run, or a single Chinese character."""
+
+    text: str
+    start: int
+    end: int
+    pinyin: str = ""
+    key: str = ""
+
+    @property
+    def is_han(self) -> bool:
+        return bool(self.pinyin)
+
+
+@dataclass(frozen=True, slots=True)
+class NormText:
+    """A text with its normalised form (same length as the original) and its tokens."""
+
+    original: str
+    norm: str
+    tokens: tuple[Token, ...]
+
+    def span_text(self, start: int, end: int) -> str:
+        """The original text between two character offsets, stripped."""
+        return self.original[start:end].strip()
+
+    def token_span(self, first: int, last: int) -> tuple[int, int]:
+        """Character span covering tokens first..last (inclusive)."""
+        return self.tokens[first].start, self.tokens[last].end
+
+
+class Converter(Protocol):
+    def convert(self, text: str) -> str: ...
+
+
+class PinyinFn(Protocol):
+    def __call__(self, text: str) -> list[str]: ...
+
+
+def _default_pinyin(text: str) -> list[str]:
+    from pypinyin import Style, lazy_pinyin
+
+    return lazy_pinyin(text, style=Style.NORMAL, errors=lambda chars: list(chars))
+
+
+class TextNormalizer:
+    """Normalises transcript text for matching. Holds its own OpenCC converter (created on first use).
+
+    One normaliser belongs to one engine; it is cheap to create and keeps no state between texts.
+    """
+
+    def __init__(self) -> None:
+        self._t2s: Converter | None = None
+
+    def _converter(self) -> Converter:
+        if self._t2s is None:
+            import opencc
+
+            self._t2s = opencc.OpenCC("t2s")
+        return self._t2s
+
+    def _to_simplified(self, text: str) -> str:
+        if not contains_han(text):
+            return text
+        converted = self._converter().convert(text)
+        if len(converted) == len(text):
+            return converted
+        # Phrase-level conversions that change length would break offsets: fall back to char by char.
+        conv = self._converter()
+        out = []
+        for ch in text:
+            c = conv.convert(ch)
+            out.append(c if len(c) == 1 else ch)
+        return "".join(out)
+
+    def normalize(self, text: str) -> NormText:
+        """Lowercase, NFKC (full-width forms), Simplified Chinese, curly quotes; offsets preserved 1:1."""
+        chars = []
+        for ch in text:
+            c = unicodedata.normalize("NFKC", ch)
+            if len(c) != 1:
+                c = ch
+            c = c.lower() if len(c.lower()) == 1 else c
+            if c in "\u2019\u2018`\u00b4":
+                c = "'"
+            chars.append(c)
+        norm = self._to_simplified("".join(chars))
+        pinyin_at: dict[int, str] = {}
+        for run in _HAN_RUN_RE.finditer(norm):
+            syllables = _default_pinyin(run.group())
+            if len(syllables) != len(run.group()):  # defensive: never misalign offsets
+                syllables = [(_default_pinyin(c) or [c])[0] for c in run.group()]
+            for i, syl in enumerate(syllables):
+                pinyin_at[run.start() + i] = syl
+        tokens = []
+        for m in _TOKEN_RE.finditer(norm):
+            py = pinyin_at.get(m.start(), "") if len(m.group()) == 1 else ""
+            tokens.append(Token(m.group(), m.start(), m.end(), py, fuzzy_key(py) if py else ""))
+        return NormText(text, norm, tuple(tokens))
+
+
+_CONTRACTIONS = (
+    ("can't", ("cannot", "can not")),
+    ("won't", ("will not",)),
+    ("n't", (" not",)),
+    ("'re", (" are",)),
+    ("'m", (" am",)),
+    ("'ll", (" will",)),
+    ("'ve", (" have",)),
+    ("'s", (" is",)),
+    ("'d", (" would",)),
+)
+
+
+def phrase_variants(phrase: str) -> list[str]:
+    """An English phrase plus its expanded forms ("can't" -> "cannot"), so pack authors write each phrase once."""
+    variants = {phrase}
+    for short, longs in _CONTRACTIONS:
+        for v in list(variants):
+            if short in v:
+                for long in longs:
+                    variants.add(v.replace(short, long))
+    return sorted(variants)
