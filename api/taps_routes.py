@@ -8,10 +8,11 @@ AudioSocket) are asyncio servers started from the app lifespan instead.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, WebSocket
-from starlette.responses import Response
+from fastapi import APIRouter, Request, WebSocket
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocketState
 
 from pipelines.taps.audiohook import AudioHookTap
@@ -20,6 +21,8 @@ from pipelines.taps.freeswitch import FreeSwitchForkTap
 from pipelines.taps.twilio import TwilioMediaStreamTap
 
 logger = logging.getLogger("harken.taps")
+
+WEBRTC_PAGE = Path(__file__).resolve().parent / "static" / "webrtc.html"
 
 # mod_audio_fork asks for this subprotocol and drops the connection if the server does not echo it.
 FREESWITCH_SUBPROTOCOL = "audio.drachtio.org"
@@ -102,7 +105,42 @@ def build_router() -> APIRouter:
         )
         await tap.run()
 
+    @router.get("/webrtc", include_in_schema=False)
+    async def webrtc_page() -> HTMLResponse:
+        return HTMLResponse(WEBRTC_PAGE.read_text(encoding="utf-8"))
+
+    @router.post("/v1/taps/webrtc/offer")
+    async def webrtc_offer(request: Request) -> Response:
+        from pipelines.taps.base import CapacityExceeded
+        from pipelines.taps.webrtc import WebRtcError
+
+        try:
+            body = await request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("sdp"), str):
+                raise WebRtcError("expected {sdp, type}")
+            meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+            answer = await _webrtc_gateway(request).answer(
+                body["sdp"], str(body.get("type", "offer")), str(body.get("language", "auto")), meta
+            )
+        except (WebRtcError, ValueError):
+            return JSONResponse({"error": "bad_offer"}, status_code=400)
+        except CapacityExceeded:
+            return JSONResponse({"error": "capacity"}, status_code=503)
+        return JSONResponse(answer)
+
     return router
+
+
+def _webrtc_gateway(request: Request) -> Any:
+    """One gateway per app, created on first use (the lifespan closes it: `app.state.taps_webrtc.close_all()`)."""
+    from pipelines.taps.webrtc import WebRtcGateway
+
+    state = request.app.state
+    gateway = getattr(state, "taps_webrtc", None)
+    if gateway is None:
+        gateway = WebRtcGateway(state.harken.manager)
+        state.taps_webrtc = gateway
+    return gateway
 
 
 async def _deny(websocket: WebSocket, status_code: int) -> None:

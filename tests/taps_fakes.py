@@ -45,6 +45,7 @@ class FakeSession:
     closed_reason: str | None = None
     close_calls: int = 0
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    live: asyncio.Queue = field(default_factory=asyncio.Queue)  # what subscribe() delivers: tests put events here
 
     async def push_pcm(self, channel: int, pcm_s16le: bytes, sample_rate_hz: int) -> None:
         assert self.closed_reason is None, "PCM pushed after close"
@@ -65,6 +66,12 @@ class FakeSession:
         if self.closed_reason is None:
             self.closed_reason = reason
             self.closed.set()
+
+    def subscribe(self) -> tuple[list[dict[str, Any]], Any]:
+        """Like LiveSession.subscribe(): (history, subscriber with .queue)."""
+        from types import SimpleNamespace
+
+        return [], SimpleNamespace(queue=self.live)
 
     def samples(self, channel: int) -> np.ndarray:
         return np.frombuffer(b"".join(self.pcm.get(channel, [])), dtype="<i2")
@@ -129,6 +136,7 @@ class RunningApp:
 
         app = FastAPI()
         app.state.harken = self._state
+        self.app = app
         app.include_router(build_router())
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
@@ -142,6 +150,9 @@ class RunningApp:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        gateway = getattr(self.app.state, "taps_webrtc", None)
+        if gateway is not None:
+            await gateway.close_all()
         self._server.should_exit = True
         await asyncio.wait_for(self._task, 10)
 
