@@ -77,7 +77,7 @@ def _transcribe(args: argparse.Namespace) -> int:
         print(f"harken: {exc}", file=sys.stderr)
         return 2
     names = tuple(n.strip() for n in args.channels.split(",")) if args.channels else None
-    settings = _settings(database_url="sqlite://", asr_model=args.model)
+    settings = _settings(database_url="sqlite://", store_audio=False, asr_model=args.model)
 
     async def run() -> tuple[str, list[dict]]:
         rt = build_runtime(settings)

@@ -31,7 +31,7 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
 def _settings(model: str | None):
     from pipelines.settings import HarkenSettings
 
-    kw = {"database_url": "sqlite://"}
+    kw = {"database_url": "sqlite://", "store_audio": False}
     if model:
         kw["asr_model"] = model
     return HarkenSettings(**kw)

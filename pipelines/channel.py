@@ -102,13 +102,14 @@ class ChannelTranscriber:
     def received_s(self) -> float:
         return self._received / SAMPLE_RATE_HZ
 
-    def feed(self, pcm_s16le: bytes) -> None:
-        """Add raw PCM at the channel's input rate."""
+    def feed(self, pcm_s16le: bytes) -> np.ndarray:
+        """Add raw PCM at the channel's input rate; returns the same audio at 16 kHz (for recording)."""
         samples = np.frombuffer(pcm_s16le, dtype="<i2")
         with self._lock:
             if self._resampler is not None:
                 samples = self._resampler.resample_chunk(samples)
             self._ingest(samples)
+            return samples
 
     def end_of_stream(self) -> None:
         """No more audio: close any open utterance so its final decode can run."""

@@ -103,7 +103,7 @@ def transcribe_call(
     from pipelines.runtime import build_runtime
     from pipelines.settings import HarkenSettings
 
-    s = settings or HarkenSettings(database_url="sqlite://")
+    s = settings or HarkenSettings(database_url="sqlite://", store_audio=False)
     audio = read_audio(path)
 
     async def run() -> list[TranscriptEvent]:

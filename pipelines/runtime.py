@@ -70,5 +70,6 @@ def build_runtime(settings: HarkenSettings, enrichers: list[EnricherFactory] | N
         max_channels=settings.max_channels,
         denoiser_factory=denoiser_factory(settings),
         enricher_factories=enrichers,
+        audio_dir=(settings.data_dir / "audio") if settings.store_audio else None,
     )
     return Runtime(settings=settings, store=store, sink=sink, manager=manager)

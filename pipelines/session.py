@@ -34,6 +34,7 @@ from pipelines.bus import SessionBus, Subscriber
 from pipelines.channel import ChannelTranscriber, DecodeJob, StreamingParams
 from pipelines.config import SessionConfig
 from pipelines.errors import BadAudio, CapacityExceeded, SessionClosed
+from pipelines.recorder import CallRecorder
 from pipelines.executor import AsrExecutor
 from pipelines.sink import PersistenceSink
 
@@ -102,6 +103,10 @@ class LiveSession:
         ]
         self._queues: list[asyncio.Queue] = [asyncio.Queue(maxsize=manager.ingress_queue_chunks)
                                              for _ in config.channel_names]
+        self.recorder: CallRecorder | None = (
+            CallRecorder(manager.audio_dir, session_id, config.num_channels) if manager.audio_dir else None
+        )
+        self.audio_path: Path | None = None
         self.enrichers: list[Enricher] = [f(self) for f in manager.enricher_factories]
         self._tasks = [asyncio.create_task(self._channel_loop(i), name=f"{session_id}-ch{i}")
                        for i in range(config.num_channels)]
@@ -219,6 +224,11 @@ class LiveSession:
                 chunks.append(item)
         return b"".join(chunks), eos
 
+    def _feed(self, ct: ChannelTranscriber, data: bytes) -> None:
+        samples = ct.feed(data)
+        if self.recorder is not None:
+            self.recorder.write(ct.channel, samples)
+
     async def _decode_once(self, ct: ChannelTranscriber) -> tuple[DecodeJob, Any] | None:
         def factory():
             job = ct.take_job()
@@ -241,7 +251,7 @@ class LiveSession:
         while True:
             data, eos = await self._drain(q)
             if data:
-                await asyncio.to_thread(ct.feed, data)
+                await asyncio.to_thread(self._feed, ct, data)
             if eos:
                 ct.end_of_stream()
             if (decoder is None or decoder.done()) and ct.has_work():
@@ -262,7 +272,7 @@ class LiveSession:
                 # feed in <= 100 ms steps so decodes are issued at the right simulated moment
                 step = max(2, int(self.config.sample_rate_hz * 0.1) * 2)
                 for i in range(0, len(data), step):
-                    await asyncio.to_thread(ct.feed, data[i : i + step])
+                    await asyncio.to_thread(self._feed, ct, data[i : i + step])
                     decoder_free_s = await self._paced_decodes(ct, decoder_free_s)
             if eos:
                 ct.end_of_stream()
@@ -314,6 +324,11 @@ class LiveSession:
         for ct in self.transcribers:
             self.stats.decodes += ct.decodes
             self.stats.discarded_hypotheses += ct.discarded_hypotheses
+        if self.recorder is not None:
+            try:
+                self.audio_path = await asyncio.to_thread(self.recorder.finish)
+            except Exception:
+                log.exception("could not finalise stored audio (session %s)", self.session_id)
         await self.emit({"type": "session_end", "reason": reason, "audio_s": max(self.stats.audio_s, default=0)})
         self.bus.close()
         self.manager.sink.update_session(

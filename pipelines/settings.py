@@ -27,6 +27,7 @@ class HarkenSettings(BaseSettings):
     step_s: float = 0.6
     max_buffer_s: float = 12.0
     max_channels: int = 8
+    store_audio: bool = True  # keep each session's audio (FLAC, card-data spans muted) under data_dir/audio
     # API
     api_key: str | None = None  # when set, clients must send it (header X-API-Key or ?api_key=)
     # Taps

@@ -239,3 +239,8 @@ def test_history_survives_a_restart(tmp_path, shared_data):
         body = httpx.get(f"{base}/v1/sessions/{sid}/transcript", timeout=30).json()
         assert "country" in " ".join(s["text"] for s in body["segments"]).lower()
         assert httpx.get(f"{base}/v1/sessions/nope/transcript").status_code == 404
+    # the call audio was stored with the session (16 kHz FLAC, the whole clip)
+    import soundfile as sf
+
+    info = sf.info(str(tmp_path / "audio" / sid / f"{sid}.flac"))
+    assert info.samplerate == 16000 and abs(info.duration - len(pcm) / 2 / 16000) < 0.2

@@ -71,7 +71,12 @@ class AudioHookTap(WebSocketTap):
     tap_name = "audiohook"
 
     def __init__(
-        self, *args: Any, session_header_id: str = "", organization_id: str = "", language: str = "auto", **kw: Any
+        self,
+        *args: Any,
+        session_header_id: str = "",
+        organization_id: str = "",
+        language: str = "auto",
+        **kw: Any,
     ) -> None:
         super().__init__(*args, **kw)
         self.session_header_id = session_header_id
@@ -160,13 +165,24 @@ class AudioHookTap(WebSocketTap):
                 self.session.update_metadata({"language": lang})
         elif msg_type == "error":
             await self.session.record_event(
-                "tap_error", {"tap": "audiohook", "code": params.get("code"), "message": str(params.get("message", ""))[:200]}
+                "tap_error",
+                {
+                    "tap": "audiohook",
+                    "code": params.get("code"),
+                    "message": str(params.get("message", ""))[:200],
+                },
             )
         elif msg_type == "dtmf":
             digit = str(params.get("digit", ""))[:1]
             ch = CUSTOMER_CHANNEL if CUSTOMER_CHANNEL in self.wire_to_session else self.wire_to_session[0]
             await self.session.record_event(
-                "dtmf", {"digit": digit, "duration_ms": None, "channel": ch, "at_s": round(self.samples_pushed / _RATE_HZ, 3)}
+                "dtmf",
+                {
+                    "digit": digit,
+                    "duration_ms": None,
+                    "channel": ch,
+                    "at_s": round(self.samples_pushed / _RATE_HZ, 3),
+                },
             )
 
     async def _on_open(self, msg: dict[str, Any], msg_id: str) -> None:

@@ -161,7 +161,13 @@ def sign(
     sig = SignatureInput(
         label,
         REQUIRED_COMPONENTS,
-        (("keyid", api_key), ("nonce", nonce), ("alg", "hmac-sha256"), ("created", created), ("expires", expires)),
+        (
+            ("keyid", api_key),
+            ("nonce", nonce),
+            ("alg", "hmac-sha256"),
+            ("created", created),
+            ("expires", expires),
+        ),
     )
     base = signature_base(sig, {k.lower(): v for k, v in headers.items()}, request_target)
     mac = hmac.new(base64.b64decode(client_secret_b64), base.encode(), hashlib.sha256).digest()

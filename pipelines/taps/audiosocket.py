@@ -227,15 +227,21 @@ class _AudioSocketCall:
                 self.stats.dtmf_events += 1
                 await self.session.record_event(
                     "dtmf",
-                    {"digit": frame.payload.decode("ascii", "replace"), "duration_ms": None, "channel": 0,
-                     "at_s": round(self.stats.audio_s, 3)},
+                    {
+                        "digit": frame.payload.decode("ascii", "replace"),
+                        "duration_ms": None,
+                        "channel": 0,
+                        "at_s": round(self.stats.audio_s, 3),
+                    },
                 )
             elif frame.kind == KIND_HANGUP:
                 self.reason = "hangup"
                 return
             elif frame.kind == KIND_ERROR:
                 code = frame.payload[0] if frame.payload else 0
-                await self.session.record_event("tap_error", {"tap": "audiosocket", "code": ERROR_CODES.get(code, code)})
+                await self.session.record_event(
+                    "tap_error", {"tap": "audiosocket", "code": ERROR_CODES.get(code, code)}
+                )
                 self.reason = "hangup" if code == 0x01 else "peer_error"
                 return
             # a repeated UUID frame is harmless: ignored

@@ -66,7 +66,9 @@ def _encode(spec: codecs.CodecSpec, pcm: np.ndarray) -> list[bytes]:
     return out
 
 
-def _network(n: int, loss: float, jitter_ms: float, dup: float, rng: random.Random) -> list[tuple[int, float]]:
+def _network(
+    n: int, loss: float, jitter_ms: float, dup: float, rng: random.Random
+) -> list[tuple[int, float]]:
     """(packet index, arrival time in s) after loss, duplication and delay jitter, in arrival order."""
     arrivals: list[tuple[int, float]] = []
     for i in range(n):
@@ -91,18 +93,23 @@ def _snr_db(ref: np.ndarray, out: np.ndarray, lag: int) -> float:
 
 def _best_lag(ref: np.ndarray, out: np.ndarray, max_lag: int = 480) -> int:
     n = min(ref.size, out.size, 48000) - max_lag
-    scores = [np.dot(ref[:n].astype(np.float64), out[lag : lag + n].astype(np.float64)) for lag in range(max_lag)]
+    scores = [
+        np.dot(ref[:n].astype(np.float64), out[lag : lag + n].astype(np.float64)) for lag in range(max_lag)
+    ]
     return int(np.argmax(scores))
 
 
-async def _run_one(spec_name: str, pcm: np.ndarray, loss: float, jitter_ms: float, dup: float, seed: int,
-                   lag: int | None) -> dict[str, Any]:
+async def _run_one(
+    spec_name: str, pcm: np.ndarray, loss: float, jitter_ms: float, dup: float, seed: int, lag: int | None
+) -> dict[str, Any]:
     spec = CODECS[spec_name]
     payloads = _encode(spec, pcm)
     pt = PAYLOAD_TYPES[spec_name]
     ticks = int(spec.rtp_clock_hz / 50)
-    datagrams = [build_rtp(RtpPacket(pt, (7000 + i) & 0xFFFF, (1000 + i * ticks) & 0xFFFFFFFF, 99, p))
-                 for i, p in enumerate(payloads)]
+    datagrams = [
+        build_rtp(RtpPacket(pt, (7000 + i) & 0xFFFF, (1000 + i * ticks) & 0xFFFFFFFF, 99, p))
+        for i, p in enumerate(payloads)
+    ]
     sink = _Sink()
     rx = RtpStreamReceiver(sink, 0, StreamFormat({pt: spec}))
     arrivals = _network(len(datagrams), loss, jitter_ms, dup, random.Random(seed))
@@ -127,8 +134,15 @@ async def _run_one(spec_name: str, pcm: np.ndarray, loss: float, jitter_ms: floa
     }
 
 
-def run_eval(data_dir: Path, n_calls: int, seconds: float, losses: list[float], jitter_ms: float,
-             codec_names: list[str], seed: int) -> dict[str, Any]:
+def run_eval(
+    data_dir: Path,
+    n_calls: int,
+    seconds: float,
+    losses: list[float],
+    jitter_ms: float,
+    codec_names: list[str],
+    seed: int,
+) -> dict[str, Any]:
     import soundfile as sf
     import soxr
 
@@ -143,12 +157,18 @@ def run_eval(data_dir: Path, n_calls: int, seconds: float, losses: list[float], 
             narrow = np.ascontiguousarray(stereo[:, ch])
             for name in codec_names:
                 spec = CODECS[name]
-                pcm = narrow if spec.sample_rate_hz == 8000 else soxr.resample(narrow, 8000, spec.sample_rate_hz)
+                pcm = (
+                    narrow
+                    if spec.sample_rate_hz == 8000
+                    else soxr.resample(narrow, 8000, spec.sample_rate_hz)
+                )
                 lag: int | None = None
                 for loss in losses:
                     r = asyncio.run(_run_one(name, pcm, loss, jitter_ms, 0.005, seed + ch, lag))
                     lag = r["lag"]
-                    rows.append({"call": path.name.split(".")[0], "channel": ch, "codec": name, "loss": loss, **r})
+                    rows.append(
+                        {"call": path.name.split(".")[0], "channel": ch, "codec": name, "loss": loss, **r}
+                    )
     summary: dict[str, Any] = {}
     for name in codec_names:
         for loss in losses:
@@ -156,7 +176,9 @@ def run_eval(data_dir: Path, n_calls: int, seconds: float, losses: list[float], 
             summary[f"{name}@loss={loss:g}"] = {
                 "snr_db_mean": round(float(np.mean([r["snr_db"] for r in sel])), 2),
                 "timeline_error_samples_max": max(abs(r["timeline_error_samples"]) for r in sel),
-                "loss_counted_pct": round(100 * sum(r["lost_counted"] for r in sel) / sum(r["sent"] for r in sel), 2),
+                "loss_counted_pct": round(
+                    100 * sum(r["lost_counted"] for r in sel) / sum(r["sent"] for r in sel), 2
+                ),
                 "late_pct": round(100 * sum(r["late"] for r in sel) / sum(r["sent"] for r in sel), 3),
                 "rtf_mean": round(float(np.mean([r["rtf"] for r in sel])), 4),
             }
@@ -172,8 +194,13 @@ def run_eval(data_dir: Path, n_calls: int, seconds: float, losses: list[float], 
 
 def _cmd(args: argparse.Namespace) -> int:
     result = run_eval(
-        Path(args.data), args.calls, args.seconds, [float(x) for x in args.loss.split(",")], args.jitter_ms,
-        args.codecs.split(","), args.seed,
+        Path(args.data),
+        args.calls,
+        args.seconds,
+        [float(x) for x in args.loss.split(",")],
+        args.jitter_ms,
+        args.codecs.split(","),
+        args.seed,
     )
     text = json.dumps(result, indent=2)
     if args.out:
@@ -184,7 +211,9 @@ def _cmd(args: argparse.Namespace) -> int:
 
 def register_eval(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """`harken eval taps`."""
-    p = subparsers.add_parser("taps", help="RTP tap fidelity under loss/jitter per codec, on the shared calls")
+    p = subparsers.add_parser(
+        "taps", help="RTP tap fidelity under loss/jitter per codec, on the shared calls"
+    )
     p.add_argument("--data", default=str(DEFAULT_DATA), help="calls folder with audio/*.stereo8k.wav")
     p.add_argument("--calls", type=int, default=4, help="how many calls (sorted by name)")
     p.add_argument("--seconds", type=float, default=30.0, help="seconds of each call")

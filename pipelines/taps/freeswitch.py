@@ -30,7 +30,9 @@ class FreeSwitchForkTap(WebSocketTap):
     # FreeSWITCH ends a fork by closing the socket when the call hangs up: a clean close is the hang-up.
     normal_close_reason = "hangup"
 
-    def __init__(self, *args: Any, query: dict[str, str] | None = None, language: str = "auto", **kw: Any) -> None:
+    def __init__(
+        self, *args: Any, query: dict[str, str] | None = None, language: str = "auto", **kw: Any
+    ) -> None:
         super().__init__(*args, **kw)
         self.query = dict(query or {})
         self.language = language

@@ -37,7 +37,9 @@ class StreamFormat:
 class RtpStreamReceiver:
     """Feeds one session channel from one RTP stream; owns its stats. Not thread-safe (one event loop)."""
 
-    def __init__(self, session: TapSession, channel: int, fmt: StreamFormat, stats: StreamStats | None = None):
+    def __init__(
+        self, session: TapSession, channel: int, fmt: StreamFormat, stats: StreamStats | None = None
+    ):
         self.session = session
         self.channel = channel
         self.format = fmt
@@ -71,7 +73,11 @@ class RtpStreamReceiver:
 
     async def on_packet(self, packet: RtpPacket, arrival_s: float) -> None:
         pt = packet.payload_type
-        if pt not in self.format.payload_types and pt != self.format.dtmf_payload_type and pt != COMFORT_NOISE_PT:
+        if (
+            pt not in self.format.payload_types
+            and pt != self.format.dtmf_payload_type
+            and pt != COMFORT_NOISE_PT
+        ):
             self.stats.packets_invalid += 1
             return
         for ready in self._jitter.push(packet, arrival_s):

@@ -20,8 +20,13 @@ def _ipv4_checksum(header: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def udp_frame(payload: bytes, src_port: int, dst_port: int, src_ip: bytes = b"\x7f\x00\x00\x01",
-              dst_ip: bytes = b"\x7f\x00\x00\x01") -> bytes:
+def udp_frame(
+    payload: bytes,
+    src_port: int,
+    dst_port: int,
+    src_ip: bytes = b"\x7f\x00\x00\x01",
+    dst_ip: bytes = b"\x7f\x00\x00\x01",
+) -> bytes:
     """One Ethernet frame carrying an IPv4/UDP datagram (UDP checksum 0: optional over IPv4)."""
     udp = struct.pack("!HHHH", src_port, dst_port, 8 + len(payload), 0) + payload
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, src_ip, dst_ip)

@@ -103,7 +103,9 @@ def parse_telephone_event(payload: bytes) -> TelephoneEvent:
 
 def build_telephone_event(event: TelephoneEvent) -> bytes:
     """Serialise an RFC 4733 event payload."""
-    return struct.pack("!BBH", event.event, (0x80 if event.end else 0) | (event.volume & 0x3F), event.duration)
+    return struct.pack(
+        "!BBH", event.event, (0x80 if event.end else 0) | (event.volume & 0x3F), event.duration
+    )
 
 
 @dataclass(frozen=True, slots=True)

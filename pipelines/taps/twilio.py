@@ -62,11 +62,17 @@ class TwilioMediaStreamTap(WebSocketTap):
             self.channel_stats(channel).dtmf_events += 1
             await self.session.record_event(
                 "dtmf",
-                {"digit": str(dtmf.get("digit", ""))[:1], "duration_ms": None, "channel": channel,
-                 "at_s": round(self.samples_pushed.get(channel, 0) / _RATE_HZ, 3)},
+                {
+                    "digit": str(dtmf.get("digit", ""))[:1],
+                    "duration_ms": None,
+                    "channel": channel,
+                    "at_s": round(self.samples_pushed.get(channel, 0) / _RATE_HZ, 3),
+                },
             )
         elif event == "mark":
-            await self.session.record_event("mark", {"name": str((msg.get("mark") or {}).get("name", ""))[:200]})
+            await self.session.record_event(
+                "mark", {"name": str((msg.get("mark") or {}).get("name", ""))[:200]}
+            )
         elif event == "stop":
             self.end("hangup")
 

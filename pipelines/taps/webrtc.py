@@ -62,8 +62,13 @@ class WebRtcGateway:
     def active(self) -> int:
         return len(self._peers)
 
-    async def answer(self, offer_sdp: str, offer_type: str = "offer", language: str = "auto",
-                     metadata: dict[str, Any] | None = None) -> dict[str, str]:
+    async def answer(
+        self,
+        offer_sdp: str,
+        offer_type: str = "offer",
+        language: str = "auto",
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, str]:
         """Answer a browser's offer; returns {"sdp", "type", "session_id"}."""
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
@@ -109,7 +114,11 @@ class WebRtcGateway:
         except Exception as exc:  # aiortc raises ValueError and others for a bad offer
             await self._close(peer, "protocol_error")
             raise WebRtcError("offer could not be answered") from exc
-        return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "session_id": session.session_id}
+        return {
+            "sdp": pc.localDescription.sdp,
+            "type": pc.localDescription.type,
+            "session_id": session.session_id,
+        }
 
     async def _consume(self, peer: _Peer, track: Any) -> None:
         from aiortc.mediastreams import MediaStreamError
@@ -162,7 +171,9 @@ class WebRtcGateway:
                 task.cancel()
         try:
             with contextlib.suppress(SessionClosed):
-                await peer.session.record_event("tap_stats", {"tap": "webrtc", "streams": [peer.stats.to_dict()]})
+                await peer.session.record_event(
+                    "tap_stats", {"tap": "webrtc", "streams": [peer.stats.to_dict()]}
+                )
         finally:
             await peer.session.close(reason)
             await peer.pc.close()

@@ -130,7 +130,8 @@ class WebSocketTap:
         try:
             await self._before_finish_with(session)
             await session.record_event(
-                "tap_stats", {"tap": self.tap_name, "streams": [s.to_dict() for _, s in sorted(self.stats.items())]}
+                "tap_stats",
+                {"tap": self.tap_name, "streams": [s.to_dict() for _, s in sorted(self.stats.items())]},
             )
         except SessionClosed:
             pass  # already ended by the pipeline: nothing more to record

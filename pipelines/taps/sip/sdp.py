@@ -162,7 +162,9 @@ def build_answer(
             pts.append(fmt.dtmf_payload_type)
         lines.append(f"m=audio {port} {m.proto} {' '.join(str(p) for p in pts)}")
         for pt, spec in fmt.payload_types.items():
-            lines.append(f"a=rtpmap:{pt} {spec.name}/{spec.rtp_clock_hz}" + ("/2" if spec.name == "opus" else ""))
+            lines.append(
+                f"a=rtpmap:{pt} {spec.name}/{spec.rtp_clock_hz}" + ("/2" if spec.name == "opus" else "")
+            )
         if fmt.dtmf_payload_type is not None:
             lines.append(f"a=rtpmap:{fmt.dtmf_payload_type} telephone-event/{fmt.dtmf_clock_hz}")
             lines.append(f"a=fmtp:{fmt.dtmf_payload_type} 0-15")

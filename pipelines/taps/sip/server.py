@@ -184,7 +184,9 @@ class SipServer:
 
                 server._spawn(server._on_message(data, reply, src, stream=False))
 
-        transport, _ = await loop.create_datagram_endpoint(_Udp, local_addr=(self.config.host, self.config.port))
+        transport, _ = await loop.create_datagram_endpoint(
+            _Udp, local_addr=(self.config.host, self.config.port)
+        )
         self._udp = transport
         self._tcp = await asyncio.start_server(self._on_tcp, self.config.host, self.port)
         logger.info("sip recording server on %s:%d (udp, tcp)", self.config.host, self.port)
@@ -321,8 +323,12 @@ class SipServer:
             if signal:
                 await call.session.record_event(
                     "dtmf",
-                    {"digit": signal.group(1), "duration_ms": float(duration.group(1)) if duration else None,
-                     "channel": None, "at_s": None},
+                    {
+                        "digit": signal.group(1),
+                        "duration_ms": float(duration.group(1)) if duration else None,
+                        "channel": None,
+                        "at_s": None,
+                    },
                 )
 
     # --- INVITE ----------------------------------------------------------------------------------------------------
@@ -343,7 +349,11 @@ class SipServer:
         requires = [r.lower() for r in req.header_values("require")]
         unsupported = [r for r in requires if r != "siprec"]
         if unsupported:
-            reply(build_response(req, 420, source=src, headers=[("unsupported", ", ".join(unsupported))]).to_bytes())
+            reply(
+                build_response(
+                    req, 420, source=src, headers=[("unsupported", ", ".join(unsupported))]
+                ).to_bytes()
+            )
             return
         try:
             sdp, metadata = self._parse_body(req)
@@ -370,7 +380,8 @@ class SipServer:
                     source="siprec" if siprec else "sip",
                     language=self.config.language,
                     sample_rate_hz=max(
-                        (s.sample_rate_hz for f in formats if f for s in f.payload_types.values()), default=8000
+                        (s.sample_rate_hz for f in formats if f for s in f.payload_types.values()),
+                        default=8000,
                     ),
                     channel_names=names,
                     metadata=session_meta,
@@ -379,7 +390,9 @@ class SipServer:
         except CapacityExceeded:
             call.ended = True
             self._calls.pop(req.call_id, None)
-            reply(build_response(req, 503, to_tag=to_tag, source=src, headers=[("retry-after", "5")]).to_bytes())
+            reply(
+                build_response(req, 503, to_tag=to_tag, source=src, headers=[("retry-after", "5")]).to_bytes()
+            )
             return
         try:
             ports = await self._open_legs(call, sdp, formats, stream_channel)
@@ -389,12 +402,16 @@ class SipServer:
             reply(build_response(req, 503, to_tag=to_tag, reason="No Media Ports", source=src).to_bytes())
             return
         answer = build_answer(sdp, self._ip, ports, formats, call.sdp_version)
-        resp = build_response(req, 200, to_tag=to_tag, source=src, headers=self._answer_headers(), body=answer.encode())
+        resp = build_response(
+            req, 200, to_tag=to_tag, source=src, headers=self._answer_headers(), body=answer.encode()
+        )
         call.last_invite_response = resp.to_bytes()
         reply(call.last_invite_response)
         call.watchdog = asyncio.ensure_future(self._watch_media(call))
 
-    async def _on_reinvite(self, call: _Call, req: SipMessage, reply: Any, src: tuple[str, int], cseq: int) -> None:
+    async def _on_reinvite(
+        self, call: _Call, req: SipMessage, reply: Any, src: tuple[str, int], cseq: int
+    ) -> None:
         try:
             sdp, metadata = self._parse_body(req)
         except _Reject as rej:
@@ -413,7 +430,12 @@ class SipServer:
                 continue
             leg.source = None  # a re-INVITE may move the sender: latch onto the new source
             leg.receiver.update_format(
-                StreamFormat(fmt.payload_types, fmt.dtmf_payload_type, fmt.dtmf_clock_hz, self.config.jitter_depth_packets)
+                StreamFormat(
+                    fmt.payload_types,
+                    fmt.dtmf_payload_type,
+                    fmt.dtmf_clock_hz,
+                    self.config.jitter_depth_packets,
+                )
             )
             ports.append(leg.port)
             formats.append(fmt)
@@ -421,7 +443,9 @@ class SipServer:
             _, _, participants = self._channels(sdp, formats, metadata, True)
             call.session.update_metadata({"participants": participants})
         answer = build_answer(sdp, self._ip, ports, formats, call.sdp_version)
-        resp = build_response(req, 200, to_tag=call.to_tag, source=src, headers=self._answer_headers(), body=answer.encode())
+        resp = build_response(
+            req, 200, to_tag=call.to_tag, source=src, headers=self._answer_headers(), body=answer.encode()
+        )
         call.last_invite_response = resp.to_bytes()
         reply(call.last_invite_response)
 
@@ -472,7 +496,8 @@ class SipServer:
         if metadata is not None:
             roles = metadata.roles(self._agent_re)
             participants = [
-                {"role": roles[p.participant_id], "aor": p.aor, "name": p.name} for p in metadata.participants.values()
+                {"role": roles[p.participant_id], "aor": p.aor, "name": p.name}
+                for p in metadata.participants.values()
             ]
             for i in accepted:
                 label = sdp.media[i].label
@@ -501,7 +526,11 @@ class SipServer:
         return names, mapping, participants
 
     def _session_metadata(
-        self, req: SipMessage, metadata: RecordingMetadata | None, participants: list[dict[str, str]], siprec: bool
+        self,
+        req: SipMessage,
+        metadata: RecordingMetadata | None,
+        participants: list[dict[str, str]],
+        siprec: bool,
     ) -> dict[str, Any]:
         md: dict[str, Any] = {
             "tap": "siprec" if siprec else "sip",
@@ -528,7 +557,11 @@ class SipServer:
         return md
 
     async def _open_legs(
-        self, call: _Call, sdp: SessionDescription, formats: list[StreamFormat | None], stream_channel: dict[int, int]
+        self,
+        call: _Call,
+        sdp: SessionDescription,
+        formats: list[StreamFormat | None],
+        stream_channel: dict[int, int],
     ) -> list[int | None]:
         assert call.session is not None
         wanted = [i for i in range(len(sdp.media)) if i in stream_channel]
@@ -543,11 +576,18 @@ class SipServer:
                 for k, i in enumerate(wanted):
                     fmt = formats[i]
                     assert fmt is not None
-                    fmt = StreamFormat(fmt.payload_types, fmt.dtmf_payload_type, fmt.dtmf_clock_hz, self.config.jitter_depth_packets)
+                    fmt = StreamFormat(
+                        fmt.payload_types,
+                        fmt.dtmf_payload_type,
+                        fmt.dtmf_clock_hz,
+                        self.config.jitter_depth_packets,
+                    )
                     rx = RtpStreamReceiver(call.session, stream_channel[i], fmt, StreamStats())
                     leg = _RtpLeg(rx, sdp.media[i].label)
                     legs.append(leg)
-                    await loop.create_datagram_endpoint(lambda leg=leg: leg, local_addr=(self.config.host, base + 2 * k))
+                    await loop.create_datagram_endpoint(
+                        lambda leg=leg: leg, local_addr=(self.config.host, base + 2 * k)
+                    )
                     leg.port = base + 2 * k
             except OSError:
                 for leg in legs:
@@ -586,7 +626,11 @@ class SipServer:
         if call.session is not None:
             session, call.session = call.session, None
             try:
-                streams = [leg.receiver.stats.to_dict() | {"label": leg.label, "port": leg.port} for leg in call.legs if leg]
+                streams = [
+                    leg.receiver.stats.to_dict() | {"label": leg.label, "port": leg.port}
+                    for leg in call.legs
+                    if leg
+                ]
                 with contextlib.suppress(SessionClosed):
                     await session.record_event("tap_stats", {"tap": "sip", "streams": streams})
             finally:
@@ -596,7 +640,9 @@ class SipServer:
 class SipRecordingServer(SipServer):
     """The constructor shape the app lifespan uses: keyword settings instead of a SipServerConfig."""
 
-    def __init__(self, manager: SessionOpener, host: str = "127.0.0.1", port: int = 5060, **kwargs: Any) -> None:
+    def __init__(
+        self, manager: SessionOpener, host: str = "127.0.0.1", port: int = 5060, **kwargs: Any
+    ) -> None:
         super().__init__(manager, SipServerConfig(host=host, port=port, **kwargs))
 
 
