@@ -75,7 +75,9 @@ def build_router() -> APIRouter:
     @router.websocket("/v1/taps/freeswitch")
     async def freeswitch_audio_fork(websocket: WebSocket) -> None:
         offered = list(websocket.scope.get("subprotocols") or [])
-        subprotocol = FREESWITCH_SUBPROTOCOL if FREESWITCH_SUBPROTOCOL in offered else (offered[0] if offered else None)
+        subprotocol = (
+            FREESWITCH_SUBPROTOCOL if FREESWITCH_SUBPROTOCOL in offered else (offered[0] if offered else None)
+        )
         await websocket.accept(subprotocol=subprotocol)
         query = {k: v for k, v in websocket.query_params.items()}
         tap = FreeSwitchForkTap(_state(websocket).manager, StarletteTransport(websocket), query=query)

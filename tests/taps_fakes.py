@@ -45,7 +45,9 @@ class FakeSession:
     closed_reason: str | None = None
     close_calls: int = 0
     closed: asyncio.Event = field(default_factory=asyncio.Event)
-    live: asyncio.Queue = field(default_factory=asyncio.Queue)  # what subscribe() delivers: tests put events here
+    live: asyncio.Queue = field(
+        default_factory=asyncio.Queue
+    )  # what subscribe() delivers: tests put events here
 
     async def push_pcm(self, channel: int, pcm_s16le: bytes, sample_rate_hz: int) -> None:
         assert self.closed_reason is None, "PCM pushed after close"

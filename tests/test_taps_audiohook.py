@@ -55,15 +55,31 @@ def test_documented_signature_example_verifies() -> None:
 @pytest.mark.parametrize(
     ("change", "secret", "now"),
     [
-        ({"audiohook-session-id": "30b0e395-84d3-4570-ac13-9a62d8f514c1"}, DOC_SECRET, DOC_NOW),  # tampered header
+        (
+            {"audiohook-session-id": "30b0e395-84d3-4570-ac13-9a62d8f514c1"},
+            DOC_SECRET,
+            DOC_NOW,
+        ),  # tampered header
         ({}, "U29tZU90aGVyU2VjcmV0", DOC_NOW),  # wrong secret
         ({}, DOC_SECRET, DOC_NOW + 3600),  # replayed an hour later
         ({"x-api-key": "another-key"}, DOC_SECRET, DOC_NOW),  # keyid mismatch
         ({"signature": "sig1=:AAAA:"}, DOC_SECRET, DOC_NOW),
-        ({"signature-input": DOC_HEADERS["signature-input"].replace("VGhpc0lzQVVuaXF1ZU5vbmNl", "short")}, DOC_SECRET, DOC_NOW),
-        ({"signature-input": DOC_HEADERS["signature-input"].replace(' "x-api-key"', "")}, DOC_SECRET, DOC_NOW),
+        (
+            {"signature-input": DOC_HEADERS["signature-input"].replace("VGhpc0lzQVVuaXF1ZU5vbmNl", "short")},
+            DOC_SECRET,
+            DOC_NOW,
+        ),
+        (
+            {"signature-input": DOC_HEADERS["signature-input"].replace(' "x-api-key"', "")},
+            DOC_SECRET,
+            DOC_NOW,
+        ),
         ({"signature-input": "sig1=(garbage"}, DOC_SECRET, DOC_NOW),
-        ({"signature-input": None, "signature": None}, DOC_SECRET, DOC_NOW),  # unsigned but a secret is configured
+        (
+            {"signature-input": None, "signature": None},
+            DOC_SECRET,
+            DOC_NOW,
+        ),  # unsigned but a secret is configured
     ],
 )
 def test_bad_signatures_are_rejected(change: dict[str, str | None], secret: str, now: int) -> None:
@@ -106,7 +122,9 @@ SECRET = base64.b64encode(b"a client secret of thirty-two b!").decode()
 ORG = "d7934305-0972-4844-938e-9060eef73d05"
 
 
-def signed_headers(port: int, session_id: str, secret: str = SECRET, path: str = "/v1/taps/audiohook") -> dict[str, str]:
+def signed_headers(
+    port: int, session_id: str, secret: str = SECRET, path: str = "/v1/taps/audiohook"
+) -> dict[str, str]:
     """Sign the upgrade request the way Genesys does, written out independently of the server's code."""
     headers = {
         "Audiohook-Organization-Id": ORG,
@@ -115,18 +133,22 @@ def signed_headers(port: int, session_id: str, secret: str = SECRET, path: str =
         "X-API-KEY": API_KEY,
     }
     created = int(time.time())
-    params = (f'("@request-target" "@authority" "audiohook-organization-id" "audiohook-session-id" '
-              f'"audiohook-correlation-id" "x-api-key");keyid="{API_KEY}";nonce="{"n" * 24}";'
-              f'alg="hmac-sha256";created={created};expires={created + 10}')
-    base = "\n".join([
-        f'"@request-target": {path}',
-        f'"@authority": 127.0.0.1:{port}',
-        f'"audiohook-organization-id": {ORG}',
-        f'"audiohook-session-id": {session_id}',
-        f'"audiohook-correlation-id": {headers["Audiohook-Correlation-Id"]}',
-        f'"x-api-key": {API_KEY}',
-        f'"@signature-params": {params}',
-    ])
+    params = (
+        f'("@request-target" "@authority" "audiohook-organization-id" "audiohook-session-id" '
+        f'"audiohook-correlation-id" "x-api-key");keyid="{API_KEY}";nonce="{"n" * 24}";'
+        f'alg="hmac-sha256";created={created};expires={created + 10}'
+    )
+    base = "\n".join(
+        [
+            f'"@request-target": {path}',
+            f'"@authority": 127.0.0.1:{port}',
+            f'"audiohook-organization-id": {ORG}',
+            f'"audiohook-session-id": {session_id}',
+            f'"audiohook-correlation-id": {headers["Audiohook-Correlation-Id"]}',
+            f'"x-api-key": {API_KEY}',
+            f'"@signature-params": {params}',
+        ]
+    )
     mac = hmac.new(base64.b64decode(secret), base.encode(), hashlib.sha256).digest()
     headers["Signature-Input"] = f"sig1={params}"
     headers["Signature"] = f"sig1=:{base64.b64encode(mac).decode()}:"
@@ -142,8 +164,19 @@ class Client:
     async def send(self, msg_type: str, parameters: dict[str, Any], position_s: float | None = None) -> None:
         self.seq += 1
         pos = self.samples / 8000 if position_s is None else position_s
-        await self.ws.send(json.dumps({"version": "2", "id": self.id, "type": msg_type, "seq": self.seq,
-                                       "serverseq": self.serverseq, "position": f"PT{pos:.3f}S", "parameters": parameters}))
+        await self.ws.send(
+            json.dumps(
+                {
+                    "version": "2",
+                    "id": self.id,
+                    "type": msg_type,
+                    "seq": self.seq,
+                    "serverseq": self.serverseq,
+                    "position": f"PT{pos:.3f}S",
+                    "parameters": parameters,
+                }
+            )
+        )
 
     async def recv(self) -> dict[str, Any]:
         msg = json.loads(await self.ws.recv())
@@ -162,9 +195,14 @@ def _settings() -> SimpleNamespace:
 
 
 def _open_params(media: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"organizationId": ORG, "conversationId": "c0ffee00-1111-2222-3333-444455556666",
-            "participant": {"id": "p1", "ani": "tel:+15550100", "aniName": "Customer", "dnis": "tel:+15550199"},
-            "media": media, "language": "en-US", "customConfig": {"agent_id": "agent-42"}}
+    return {
+        "organizationId": ORG,
+        "conversationId": "c0ffee00-1111-2222-3333-444455556666",
+        "participant": {"id": "p1", "ani": "tel:+15550100", "aniName": "Customer", "dnis": "tel:+15550199"},
+        "media": media,
+        "language": "en-US",
+        "customConfig": {"agent_id": "agent-42"},
+    }
 
 
 STEREO = {"type": "audio", "format": "PCMU", "channels": ["external", "internal"], "rate": 8000}
@@ -178,7 +216,9 @@ async def test_stereo_call_with_ping_pause_discard_update_and_close() -> None:
     payload = ulaw_encode(wire)
     sid = str(uuid.uuid4())
     async with RunningApp(settings=_settings()) as app:
-        async with connect(app.url("/v1/taps/audiohook"), additional_headers=signed_headers(app.port, sid)) as ws:
+        async with connect(
+            app.url("/v1/taps/audiohook"), additional_headers=signed_headers(app.port, sid)
+        ) as ws:
             c = Client(ws, sid)
             mono = {**STEREO, "channels": ["external"]}
             await c.send("open", _open_params([mono, STEREO]), position_s=0)
@@ -190,8 +230,11 @@ async def test_stereo_call_with_ping_pause_discard_update_and_close() -> None:
             await c.send("ping", {})
             assert (await c.recv())["type"] == "pong"
             await c.send("paused", {})
-            await c.send("resumed", {"start": f"PT{c.samples / 8000:.3f}S", "discarded": "PT0.5S"},
-                         position_s=c.samples / 8000 + 0.5)
+            await c.send(
+                "resumed",
+                {"start": f"PT{c.samples / 8000:.3f}S", "discarded": "PT0.5S"},
+                position_s=c.samples / 8000 + 0.5,
+            )
             c.samples += 4000  # the half second that was held back advances the stream position
             await c.send("update", {"language": "en-GB"})
             for i in range(half, len(payload), 1600):
@@ -211,7 +254,11 @@ async def test_stereo_call_with_ping_pause_discard_update_and_close() -> None:
         assert np.array_equal(got[:n_half], ref[:n_half])
         assert not got[n_half : n_half + 4000].any()  # the paused half second is silence, in both channels
         assert np.array_equal(got[n_half + 4000 :], ref[n_half:])
-    assert [t for t, _ in session.events if t.startswith("tap_")] == ["tap_paused", "tap_resumed", "tap_stats"]
+    assert [t for t, _ in session.events if t.startswith("tap_")] == [
+        "tap_paused",
+        "tap_resumed",
+        "tap_stats",
+    ]
 
 
 async def test_bad_signature_refuses_the_upgrade_with_401() -> None:
@@ -241,7 +288,9 @@ async def test_bad_signature_refuses_the_upgrade_with_401() -> None:
 async def test_protocol_errors_get_disconnect_then_close(script: str, code: int) -> None:
     async with RunningApp(settings=_settings()) as app:
         sid = str(uuid.uuid4())
-        async with connect(app.url("/v1/taps/audiohook"), additional_headers=signed_headers(app.port, sid)) as ws:
+        async with connect(
+            app.url("/v1/taps/audiohook"), additional_headers=signed_headers(app.port, sid)
+        ) as ws:
             c = Client(ws, sid)
             if script == "audio_first":
                 await ws.send(b"\xff" * 320)

@@ -27,7 +27,9 @@ def frame(kind: int, payload: bytes = b"") -> bytes:
 
 
 async def _server(manager: FakeManager, **kw: object) -> AudioSocketServer:
-    server = AudioSocketServer(manager, host="127.0.0.1", port=0, idle_timeout_s=2.0, uuid_timeout_s=1.0, **kw)  # type: ignore[arg-type]
+    server = AudioSocketServer(
+        manager, host="127.0.0.1", port=0, idle_timeout_s=2.0, uuid_timeout_s=1.0, **kw
+    )  # type: ignore[arg-type]
     await server.start()
     return server
 
@@ -85,12 +87,20 @@ async def test_higher_rate_frames_and_peer_vanishing_keep_audio() -> None:
     [
         (frame(0x10, b"\x00\x00" * 160), False),  # audio before the UUID
         (frame(0x01, b"short"), False),  # malformed UUID
-        (frame(0x01, uuid.uuid4().bytes) + frame(0x10, b"\x00" * 320) + frame(0x42, b"??"), True),  # unknown type
+        (
+            frame(0x01, uuid.uuid4().bytes) + frame(0x10, b"\x00" * 320) + frame(0x42, b"??"),
+            True,
+        ),  # unknown type
         (frame(0x01, uuid.uuid4().bytes) + frame(0x10, b"\x00" * 3), True),  # odd-length audio
-        (frame(0x01, uuid.uuid4().bytes) + b"\x10\x01\x40" + b"\x00" * 10, True),  # truncated payload, then EOF
+        (
+            frame(0x01, uuid.uuid4().bytes) + b"\x10\x01\x40" + b"\x00" * 10,
+            True,
+        ),  # truncated payload, then EOF
     ],
 )
-async def test_bad_input_is_answered_with_hangup_and_server_survives(opening: bytes, expect_session: bool) -> None:
+async def test_bad_input_is_answered_with_hangup_and_server_survives(
+    opening: bytes, expect_session: bool
+) -> None:
     manager = FakeManager()
     server = await _server(manager)
     try:

@@ -20,8 +20,10 @@ async def test_stereo_16k_fork_maps_caller_and_callee_to_customer_and_agent() ->
     customer = soxr.resample(call[:, 1], 8000, 16000)
     wire = interleave([customer, agent])  # stereo fork: caller (read) left, callee (write) right
     async with RunningApp() as app:
-        async with connect(app.url("/v1/taps/freeswitch?sample_rate=16k&mix_type=stereo"),
-                           subprotocols=["audio.drachtio.org"]) as ws:
+        async with connect(
+            app.url("/v1/taps/freeswitch?sample_rate=16k&mix_type=stereo"),
+            subprotocols=["audio.drachtio.org"],
+        ) as ws:
             assert ws.subprotocol == "audio.drachtio.org"
             await ws.send(json.dumps({"uuid": "fs-uuid-1", "from": "1001", "to": "5000", "tenant": "acme"}))
             step = 640 * 2 + 1  # odd-sized chunks: samples split across frames are carried over
@@ -38,7 +40,9 @@ async def test_stereo_16k_fork_maps_caller_and_callee_to_customer_and_agent() ->
 async def test_mono_8k_without_metadata_and_format_from_metadata() -> None:
     x = load_call("dev_en_08", seconds=2)[:, 1]
     async with RunningApp() as app:
-        async with connect(app.url("/v1/taps/freeswitch")) as ws:  # mod_audio_stream: no subprotocol, no query
+        async with connect(
+            app.url("/v1/taps/freeswitch")
+        ) as ws:  # mod_audio_stream: no subprotocol, no query
             await ws.send(x.astype("<i2").tobytes())
         async with connect(app.url("/v1/taps/freeswitch")) as ws:
             await ws.send(json.dumps({"sampleRate": "16000", "channels": 1, "call_id": "c2"}))

@@ -42,11 +42,11 @@ def test_pcmu_round_trip_of_a_real_call_is_exact_and_pcma_is_close() -> None:
         assert snr_db(x, codecs.alaw_decode(codecs.alaw_encode(x))) > 30
 
 
-def _delay_aligned_snr(ref: np.ndarray, out: np.ndarray, max_lag: int = 400) -> float:
-    best = -99.0
-    for lag in range(max_lag):
-        best = max(best, snr_db(ref[: ref.size - lag], out[lag:]))
-    return best
+def _delay_aligned_snr(ref: np.ndarray, out: np.ndarray) -> float:
+    from pipelines.taps.eval_cli import _best_lag
+
+    lag = _best_lag(ref, out, max_lag=400)
+    return snr_db(ref[: ref.size - lag], out[lag:])
 
 
 @pytest.mark.parametrize("spec", [codecs.G722, codecs.OPUS])
@@ -79,13 +79,35 @@ def test_codec_errors_are_clean() -> None:
 
 
 def test_rtp_round_trip_and_malformed_packets() -> None:
-    pkt = RtpPacket(payload_type=0, sequence_number=65535, timestamp=2**32 - 1, ssrc=0xDEADBEEF, payload=b"\xff" * 160, marker=True, csrcs=(7,))
+    pkt = RtpPacket(
+        payload_type=0,
+        sequence_number=65535,
+        timestamp=2**32 - 1,
+        ssrc=0xDEADBEEF,
+        payload=b"\xff" * 160,
+        marker=True,
+        csrcs=(7,),
+    )
     assert parse_rtp(build_rtp(pkt)) == pkt
     raw = build_rtp(RtpPacket(0, 1, 2, 3, b"abcd"))
     # header extension (profile 0xBEDE, one word) and padding (3 bytes) are stripped
-    ext = bytes([raw[0] | 0x10 | 0x20]) + raw[1:12] + b"\xbe\xde\x00\x01" + b"\x01\x02\x03\x04" + b"abcd" + b"\x00\x00\x03"
+    ext = (
+        bytes([raw[0] | 0x10 | 0x20])
+        + raw[1:12]
+        + b"\xbe\xde\x00\x01"
+        + b"\x01\x02\x03\x04"
+        + b"abcd"
+        + b"\x00\x00\x03"
+    )
     assert parse_rtp(ext).payload == b"abcd"
-    for bad in (b"", raw[:11], b"\x40" + raw[1:], bytes([raw[0] | 0x0F]) + raw[1:12], bytes([raw[0] | 0x20]) + raw[1:-1] + b"\x00", bytes([raw[0] | 0x10]) + raw[1:12] + b"\xbe"):
+    for bad in (
+        b"",
+        raw[:11],
+        b"\x40" + raw[1:],
+        bytes([raw[0] | 0x0F]) + raw[1:12],
+        bytes([raw[0] | 0x20]) + raw[1:-1] + b"\x00",
+        bytes([raw[0] | 0x10]) + raw[1:12] + b"\xbe",
+    ):
         with pytest.raises(RtpError):
             parse_rtp(bad)
     rtcp_rr = bytes([0x81, 201, 0, 7]) + b"\x00" * 28
@@ -96,7 +118,13 @@ def test_rtp_round_trip_and_malformed_packets() -> None:
 
 def _packets(x: np.ndarray, start_seq: int = 100, start_ts: int = 1000, frame: int = 160) -> list[RtpPacket]:
     return [
-        RtpPacket(0, (start_seq + i) & 0xFFFF, (start_ts + i * frame) & 0xFFFFFFFF, 42, codecs.ulaw_encode(x[o : o + frame]))
+        RtpPacket(
+            0,
+            (start_seq + i) & 0xFFFF,
+            (start_ts + i * frame) & 0xFFFFFFFF,
+            42,
+            codecs.ulaw_encode(x[o : o + frame]),
+        )
         for i, o in enumerate(range(0, x.size - frame + 1, frame))
     ]
 
@@ -140,7 +168,13 @@ async def test_rtp_stream_feeds_session_with_loss_reorder_duplicates_and_dtmf() 
     dtmf_ts = sent[mid].timestamp
     base_seq = pkts[-1].sequence_number
     dtmf = [
-        RtpPacket(101, base_seq + 1 + k, dtmf_ts, 42, build_telephone_event(TelephoneEvent(5, k >= 3, 10, 160 * min(k + 1, 4))))
+        RtpPacket(
+            101,
+            base_seq + 1 + k,
+            dtmf_ts,
+            42,
+            build_telephone_event(TelephoneEvent(5, k >= 3, 10, 160 * min(k + 1, 4))),
+        )
         for k in range(6)
     ]
     # Give the DTMF packets sequence numbers after the audio so they do not create false loss in the middle.
@@ -166,5 +200,24 @@ async def test_rtp_stream_feeds_session_with_loss_reorder_duplicates_and_dtmf() 
     assert st.packets_duplicate == 1 and st.packets_reordered > 0
     assert st.rtcp_packets == 1 and st.packets_invalid == 2
     assert abs(st.concealed_s - st.packets_lost * 0.02) < 1e-6
-    assert session.events_of("dtmf") == [{"digit": "5", "duration_ms": 80.0, "channel": 1, "at_s": round(got.size / 8000, 3)}]
+    assert session.events_of("dtmf") == [
+        {"digit": "5", "duration_ms": 80.0, "channel": 1, "at_s": round(got.size / 8000, 3)}
+    ]
     assert snr_db(customer[: got.size], got) > 10  # concealment keeps the whole-call waveform close
+
+
+def test_eval_taps_reports_exact_pcmu_and_a_kept_timeline_under_loss(shared_data) -> None:  # type: ignore[no-untyped-def]
+    from pipelines.taps.eval_cli import run_eval
+
+    result = run_eval(shared_data / "calls" / "dev", 1, 15.0, [0.0, 0.05], 5.0, ["PCMU", "G722"], 3)
+    s = result["summary"]
+    assert s["PCMU@loss=0"]["snr_db_mean"] == 99.0  # bit exact end to end
+    assert (
+        s["PCMU@loss=0"]["timeline_error_samples_max"] == 0
+        and s["G722@loss=0"]["timeline_error_samples_max"] == 0
+    )
+    assert s["G722@loss=0"]["snr_db_mean"] > 20
+    assert (
+        2.0 < s["PCMU@loss=0.05"]["loss_counted_pct"] < 10.0
+    )  # the receiver counts what the network dropped
+    assert s["PCMU@loss=0.05"]["snr_db_mean"] < s["PCMU@loss=0"]["snr_db_mean"]

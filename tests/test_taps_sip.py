@@ -53,12 +53,24 @@ def metadata_pre_rfc() -> str:
 def sdp_offer(labels: tuple[str, ...], ports: tuple[int, ...] = (40000, 40002), codecs: str = "0 101") -> str:
     lines = ["v=0", "o=SRC 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0"]
     for label, port in zip(labels, ports, strict=True):
-        lines += [f"m=audio {port} RTP/AVP {codecs}", "a=rtpmap:0 PCMU/8000", "a=rtpmap:101 telephone-event/8000",
-                  f"a=label:{label}", "a=sendonly"]
+        lines += [
+            f"m=audio {port} RTP/AVP {codecs}",
+            "a=rtpmap:0 PCMU/8000",
+            "a=rtpmap:101 telephone-event/8000",
+            f"a=label:{label}",
+            "a=sendonly",
+        ]
     return "\r\n".join(lines) + "\r\n"
 
 
-def invite(call_id: str, body: bytes, content_type: str, cseq: int = 1, to_tag: str = "", extra: str = "Require: siprec\r\n") -> bytes:
+def invite(
+    call_id: str,
+    body: bytes,
+    content_type: str,
+    cseq: int = 1,
+    to_tag: str = "",
+    extra: str = "Require: siprec\r\n",
+) -> bytes:
     head = (
         f"INVITE sip:srs@127.0.0.1 SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK{random.getrandbits(40):x};rport\r\n"
@@ -71,16 +83,22 @@ def invite(call_id: str, body: bytes, content_type: str, cseq: int = 1, to_tag: 
 
 def siprec_body(metadata: str, sdp: str) -> tuple[bytes, str]:
     b = "OSS-unique-boundary-42"
-    body = (f"--{b}\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n"
-            f"--{b}\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n{metadata}\r\n"
-            f"--{b}--\r\n")
+    body = (
+        f"--{b}\r\nContent-Type: application/sdp\r\n\r\n{sdp}\r\n"
+        f"--{b}\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n{metadata}\r\n"
+        f"--{b}--\r\n"
+    )
     return body.encode(), f"multipart/mixed;boundary={b}"
 
 
 def request(method: str, call_id: str, cseq: int, to_tag: str, body: bytes = b"", ctype: str = "") -> bytes:
-    head = (f"{method} sip:srs@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK{random.getrandbits(40):x}\r\n"
-            f"From: <sip:src@sbc.example>;tag=src1\r\nTo: <sip:srs@127.0.0.1>;tag={to_tag}\r\nCall-ID: {call_id}\r\n"
-            f"CSeq: {cseq} {method}\r\n" + (f"Content-Type: {ctype}\r\n" if ctype else "") + f"Content-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"{method} sip:srs@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK{random.getrandbits(40):x}\r\n"
+        f"From: <sip:src@sbc.example>;tag=src1\r\nTo: <sip:srs@127.0.0.1>;tag={to_tag}\r\nCall-ID: {call_id}\r\n"
+        f"CSeq: {cseq} {method}\r\n"
+        + (f"Content-Type: {ctype}\r\n" if ctype else "")
+        + f"Content-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -112,13 +130,17 @@ def _answer_ports(resp: bytes) -> list[int]:
 
 
 def _rtp_stream(x: np.ndarray, ssrc: int, seq0: int = 1000) -> list[bytes]:
-    return [build_rtp(RtpPacket(0, seq0 + i, 160 * i, ssrc, ulaw_encode(x[o : o + 160])))
-            for i, o in enumerate(range(0, x.size - 159, 160))]
+    return [
+        build_rtp(RtpPacket(0, seq0 + i, 160 * i, ssrc, ulaw_encode(x[o : o + 160])))
+        for i, o in enumerate(range(0, x.size - 159, 160))
+    ]
 
 
 def _server(manager: FakeManager, **kw: object) -> SipServer:
     lo = random.randrange(30000, 38000, 2)
-    return SipServer(manager, SipServerConfig(host="127.0.0.1", port=0, rtp_port_min=lo, rtp_port_max=lo + 400, **kw))  # type: ignore[arg-type]
+    return SipServer(
+        manager, SipServerConfig(host="127.0.0.1", port=0, rtp_port_min=lo, rtp_port_max=lo + 400, **kw)
+    )  # type: ignore[arg-type]
 
 
 async def _send_legs(legs: list[tuple[int, list[bytes]]]) -> None:
@@ -152,7 +174,11 @@ async def test_siprec_two_legs_map_labels_to_agent_and_customer(variant: str) ->
         if variant == "rfc":
             labels, md, customer_first = ("1", "2"), metadata_rfc("1", "2"), True
         else:
-            labels, md, customer_first = ("20", "10"), metadata_pre_rfc(), False  # agent's stream is the first m-line
+            labels, md, customer_first = (
+                ("20", "10"),
+                metadata_pre_rfc(),
+                False,
+            )  # agent's stream is the first m-line
         body, ctype = siprec_body(md, sdp_offer(labels))
         transport.sendto(invite("rec-1@sbc", body, ctype))
         code, resp = await peer.final()
@@ -209,8 +235,18 @@ async def test_plain_call_over_tcp_with_reinvite_dtmf_and_media_timeout() -> Non
         (port,) = _answer_ports(resp)
         to_tag = re.search(rb"To: [^\r]*;tag=(\w+)", resp).group(1).decode()  # type: ignore[union-attr]
         pkts = _rtp_stream(x, 99)
-        dtmf = [build_rtp(RtpPacket(101, 1000 + len(pkts) + k, 160 * len(pkts), 99, bytes([1, 0x80 if k else 0]) + (800).to_bytes(2, "big")))
-                for k in range(3)]
+        dtmf = [
+            build_rtp(
+                RtpPacket(
+                    101,
+                    1000 + len(pkts) + k,
+                    160 * len(pkts),
+                    99,
+                    bytes([1, 0x80 if k else 0]) + (800).to_bytes(2, "big"),
+                )
+            )
+            for k in range(3)
+        ]
         await _send_legs([(port, pkts[: len(pkts) // 2])])
         writer.write(invite("plain-1", sdp, "application/sdp", cseq=2, to_tag=to_tag, extra=""))  # re-INVITE
         re_resp = await final()
@@ -236,8 +272,20 @@ async def test_bad_requests_are_answered_and_the_server_survives() -> None:
         cases = [
             (invite("b1", b"v=0\r\nm=audio\r\n", "application/sdp"), 400),  # malformed SDP
             (invite("b2", *siprec_body("<recording>", sdp_offer(("1", "2")))), 400),  # malformed metadata
-            (invite("b3", *siprec_body('<!DOCTYPE x [<!ENTITY a "b">]><recording xmlns="urn:ietf:params:xml:ns:recording:1"/>', sdp_offer(("1",), (40000,)))), 400),
-            (invite("b4", sdp_offer(("1",), (40000,), codecs="18").encode(), "application/sdp"), 488),  # G.729 only
+            (
+                invite(
+                    "b3",
+                    *siprec_body(
+                        '<!DOCTYPE x [<!ENTITY a "b">]><recording xmlns="urn:ietf:params:xml:ns:recording:1"/>',
+                        sdp_offer(("1",), (40000,)),
+                    ),
+                ),
+                400,
+            ),
+            (
+                invite("b4", sdp_offer(("1",), (40000,), codecs="18").encode(), "application/sdp"),
+                488,
+            ),  # G.729 only
             (invite("b5", b"hello", "text/plain"), 415),
             (invite("b6", body, ctype, extra="Require: siprec, 100rel-but-weird\r\n"), 420),
             (request("BYE", "nope", 1, "x"), 481),
@@ -266,8 +314,10 @@ async def test_bad_requests_are_answered_and_the_server_survives() -> None:
 
 
 def test_parsers_on_edge_cases() -> None:
-    msg = parse_sip(b"INVITE sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\nf: <sip:x@y>;tag=1\r\nt: <sip:a@b>\r\n"
-                    b"i: abc\r\nCSeq: 1 INVITE\r\nSubject: folded\r\n  line\r\nl: 3\r\n\r\nxyzEXTRA")
+    msg = parse_sip(
+        b"INVITE sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1\r\nf: <sip:x@y>;tag=1\r\nt: <sip:a@b>\r\n"
+        b"i: abc\r\nCSeq: 1 INVITE\r\nSubject: folded\r\n  line\r\nl: 3\r\n\r\nxyzEXTRA"
+    )
     assert msg.call_id == "abc" and msg.body == b"xyz" and msg.header("subject") == "folded line"
     msgs, rest = frame_stream(b"\r\n\r\nOPTIONS sip:a SIP/2.0\r\nContent-Length: 2\r\n\r\nhiOPT")
     assert msgs == [b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 2\r\n\r\nhi"] and rest == b"OPT"
@@ -299,9 +349,25 @@ def test_sip_sdp_and_metadata_parsers_fuzz(data: bytes) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(["v=0", "m=audio 4000 RTP/AVP 0 8", "c=IN IP4 10.0.0.1", "a=rtpmap:0 PCMU/8000",
-                                 "a=label:1", "a=sendonly", "m=video 0 RTP/AVP 96", "a=rtpmap:x", "c=IN", "o=- 1 1 IN IP4 h"]),
-                max_size=12))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "v=0",
+                "m=audio 4000 RTP/AVP 0 8",
+                "c=IN IP4 10.0.0.1",
+                "a=rtpmap:0 PCMU/8000",
+                "a=label:1",
+                "a=sendonly",
+                "m=video 0 RTP/AVP 96",
+                "a=rtpmap:x",
+                "c=IN",
+                "o=- 1 1 IN IP4 h",
+            ]
+        ),
+        max_size=12,
+    )
+)
 def test_sdp_structure_fuzz(lines: list[str]) -> None:
     try:
         sdp = parse_sdp("\r\n".join(lines))

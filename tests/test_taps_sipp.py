@@ -35,21 +35,44 @@ def _require_sipp() -> str:
 
 
 def _rtp(x: np.ndarray, ssrc: int) -> list[bytes]:
-    return [build_rtp(RtpPacket(0, 500 + i, 160 * i, ssrc, ulaw_encode(x[o : o + 160])))
-            for i, o in enumerate(range(0, x.size - 159, 160))]
+    return [
+        build_rtp(RtpPacket(0, 500 + i, 160 * i, ssrc, ulaw_encode(x[o : o + 160])))
+        for i, o in enumerate(range(0, x.size - 159, 160))
+    ]
 
 
-async def _run_sipp(sipp: str, scenario: str, pcap: Path, pause_ms: int, server_port: int, tmp: Path,
-                    transport: str = "u1") -> tuple[int, str]:
+async def _run_sipp(
+    sipp: str, scenario: str, pcap: Path, pause_ms: int, server_port: int, tmp: Path, transport: str = "u1"
+) -> tuple[int, str]:
     xml = (FIXTURES / scenario).read_text().replace("@PCAP@", str(pcap)).replace("@PAUSE_MS@", str(pause_ms))
     scenario_path = tmp / scenario
     scenario_path.write_text(xml)
     media_port = random.randrange(42000, 48000, 4)
     proc = await asyncio.create_subprocess_exec(
-        sipp, f"127.0.0.1:{server_port}", "-sf", str(scenario_path), "-m", "1", "-i", "127.0.0.1",
-        "-mi", "127.0.0.1", "-mp", str(media_port), "-p", str(media_port - 1), "-t", transport,
-        "-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err",
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sipp,
+        f"127.0.0.1:{server_port}",
+        "-sf",
+        str(scenario_path),
+        "-m",
+        "1",
+        "-i",
+        "127.0.0.1",
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(media_port),
+        "-p",
+        str(media_port - 1),
+        "-t",
+        transport,
+        "-nostdin",
+        "-timeout",
+        "60s",
+        "-timeout_error",
+        "-trace_err",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
         cwd=tmp,
     )
     _, err = await asyncio.wait_for(proc.communicate(), 90)
@@ -58,7 +81,9 @@ async def _run_sipp(sipp: str, scenario: str, pcap: Path, pause_ms: int, server_
 
 def _server(manager: FakeManager) -> SipServer:
     lo = random.randrange(30000, 38000, 2)
-    return SipServer(manager, SipServerConfig(host="127.0.0.1", port=0, rtp_port_min=lo, rtp_port_max=lo + 400))
+    return SipServer(
+        manager, SipServerConfig(host="127.0.0.1", port=0, rtp_port_min=lo, rtp_port_max=lo + 400)
+    )
 
 
 async def test_sipp_siprec_two_legs_reach_agent_and_customer(tmp_path: Path) -> None:
@@ -81,12 +106,16 @@ async def test_sipp_siprec_two_legs_reach_agent_and_customer(tmp_path: Path) -> 
     assert session.config.channel_names == ("agent", "customer")
     n = (agent.size // 160) * 160
     assert np.array_equal(session.samples(0), agent[:n]), "agent channel differs from the agent recording"
-    assert np.array_equal(session.samples(1), customer[:n]), "customer channel differs from the customer recording"
+    assert np.array_equal(session.samples(1), customer[:n]), (
+        "customer channel differs from the customer recording"
+    )
     md = session.metadata
     assert md["agent_id"] == "sip:agent2002@cc.example" and md["from"] == "sip:+15550123@carrier.example"
     assert md["tenant"] == "sipp-bank"
     streams = {s["label"]: s for s in session.events_of("tap_stats")[0]["streams"]}
-    assert streams["leg-customer"]["packets_received"] == n // 160 and streams["leg-agent"]["packets_lost"] == 0
+    assert (
+        streams["leg-customer"]["packets_received"] == n // 160 and streams["leg-agent"]["packets_lost"] == 0
+    )
 
 
 async def test_sipp_plain_call_over_tcp(tmp_path: Path) -> None:

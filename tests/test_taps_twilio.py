@@ -63,7 +63,10 @@ def _start(seq: int = 1, tracks: tuple[str, ...] = ("inbound", "outbound")) -> s
         "start",
         seq,
         start={
-            "streamSid": "MZ1", "accountSid": "AC1", "callSid": "CA1", "tracks": list(tracks),
+            "streamSid": "MZ1",
+            "accountSid": "AC1",
+            "callSid": "CA1",
+            "tracks": list(tracks),
             "customParameters": {"language": "en"},
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
         },
@@ -71,8 +74,16 @@ def _start(seq: int = 1, tracks: tuple[str, ...] = ("inbound", "outbound")) -> s
 
 
 def _media(seq: int, track: str, ts_ms: int, payload: bytes) -> str:
-    return _msg("media", seq, media={"track": track, "chunk": str(seq), "timestamp": str(ts_ms),
-                                     "payload": base64.b64encode(payload).decode()})
+    return _msg(
+        "media",
+        seq,
+        media={
+            "track": track,
+            "chunk": str(seq),
+            "timestamp": str(ts_ms),
+            "payload": base64.b64encode(payload).decode(),
+        },
+    )
 
 
 async def test_dtmf_mark_timestamp_gaps_and_disconnect_mid_call() -> None:
@@ -111,10 +122,24 @@ async def test_dtmf_mark_timestamp_gaps_and_disconnect_mid_call() -> None:
         ([_start(1), _msg("media", 2, media={"track": "inbound", "timestamp": "0", "payload": "***"})], 1007),
         ([_start(1), _media(2, "sideways", 0, b"\xff")], 1008),
         ([_start(1), _start(2)], 1008),
-        ([_msg("start", 1, start={"tracks": ["inbound"], "mediaFormat": {"encoding": "audio/l16", "sampleRate": 16000}})], 1003),
+        (
+            [
+                _msg(
+                    "start",
+                    1,
+                    start={
+                        "tracks": ["inbound"],
+                        "mediaFormat": {"encoding": "audio/l16", "sampleRate": 16000},
+                    },
+                )
+            ],
+            1003,
+        ),
     ],
 )
-async def test_bad_input_gets_a_close_code_and_the_server_survives(messages: list[str | bytes], code: int) -> None:
+async def test_bad_input_gets_a_close_code_and_the_server_survives(
+    messages: list[str | bytes], code: int
+) -> None:
     async with RunningApp() as app:
         async with connect(app.url("/v1/taps/twilio")) as ws:
             for m in messages:

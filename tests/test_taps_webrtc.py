@@ -38,7 +38,9 @@ class RecordingTrack(aiortc.MediaStreamTrack):
         wait = self.t0 + self.pos / 48000 - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        frame = av.AudioFrame.from_ndarray(self.pcm[self.pos : self.pos + 960].reshape(1, -1), format="s16", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            self.pcm[self.pos : self.pos + 960].reshape(1, -1), format="s16", layout="mono"
+        )
         frame.sample_rate, frame.pts, frame.time_base = 48000, self.pos, fractions.Fraction(1, 48000)
         self.pos += 960
         return frame
@@ -70,8 +72,15 @@ async def test_browser_like_peer_streams_audio_and_receives_captions(loopback_ic
             assert page.status_code == 200 and "RTCPeerConnection" in page.text
             bad = await http.post("/v1/taps/webrtc/offer", json={"sdp": "v=0", "type": "offer"})
             assert bad.status_code == 400
-            resp = await http.post("/v1/taps/webrtc/offer", json={"sdp": pc.localDescription.sdp, "type": "offer",
-                                                                  "language": "en", "metadata": {"user": "u1"}})
+            resp = await http.post(
+                "/v1/taps/webrtc/offer",
+                json={
+                    "sdp": pc.localDescription.sdp,
+                    "type": "offer",
+                    "language": "en",
+                    "metadata": {"user": "u1"},
+                },
+            )
         assert resp.status_code == 200
         answer = resp.json()
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
@@ -90,13 +99,20 @@ async def test_browser_like_peer_streams_audio_and_receives_captions(loopback_ic
         await pc.close()
         await app.manager.wait_closed(1, timeout_s=15)
     got = session.samples(0)
-    assert session.rates[0] == {48000} and session.metadata["user"] == "u1" and session.config.language == "en"
+    assert (
+        session.rates[0] == {48000} and session.metadata["user"] == "u1" and session.config.language == "en"
+    )
     assert 0.8 * pcm48.size <= got.size <= 1.2 * pcm48.size
+
     # Opus is lossy: check the speech came through, by the correlation of the energy envelopes (10 ms)
     def env(x: np.ndarray) -> np.ndarray:
         n = x.size // 480
         return np.sqrt((x[: n * 480].astype(np.float64).reshape(n, 480) ** 2).mean(axis=1))
+
     a, b = env(pcm48), env(got)
-    best = max(np.corrcoef(a[: min(a.size, b.size - lag)], b[lag : lag + min(a.size, b.size - lag)])[0, 1] for lag in range(0, 30))
+    best = max(
+        np.corrcoef(a[: min(a.size, b.size - lag)], b[lag : lag + min(a.size, b.size - lag)])[0, 1]
+        for lag in range(0, 30)
+    )
     assert best > 0.8
     assert session.closed_reason in ("hangup", "disconnect")

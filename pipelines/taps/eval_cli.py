@@ -92,11 +92,13 @@ def _snr_db(ref: np.ndarray, out: np.ndarray, lag: int) -> float:
 
 
 def _best_lag(ref: np.ndarray, out: np.ndarray, max_lag: int = 480) -> int:
-    n = min(ref.size, out.size, 48000) - max_lag
-    scores = [
-        np.dot(ref[:n].astype(np.float64), out[lag : lag + n].astype(np.float64)) for lag in range(max_lag)
-    ]
-    return int(np.argmax(scores))
+    """The codec delay: the lag (0..max_lag samples) that maximises the cross-correlation (one FFT, no loops)."""
+    n = min(ref.size, out.size, 48000)
+    a = ref[:n].astype(np.float64)
+    b = out[:n].astype(np.float64)
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    corr = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)
+    return int(np.argmax(corr[:max_lag]))
 
 
 async def _run_one(
