@@ -34,8 +34,9 @@ from pipelines.bus import SessionBus, Subscriber
 from pipelines.channel import ChannelTranscriber, DecodeJob, StreamingParams
 from pipelines.config import SessionConfig
 from pipelines.errors import BadAudio, CapacityExceeded, SessionClosed
-from pipelines.recorder import CallRecorder
 from pipelines.executor import AsrExecutor
+from pipelines.recorder import CallRecorder
+from pipelines.ring import AudioRing
 from pipelines.sink import PersistenceSink
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class LiveSession:
             CallRecorder(manager.audio_dir, session_id, config.num_channels) if manager.audio_dir else None
         )
         self.audio_path: Path | None = None
+        self.recent_audio = [AudioRing(60.0) for _ in config.channel_names]
         self.enrichers: list[Enricher] = [f(self) for f in manager.enricher_factories]
         self._tasks = [asyncio.create_task(self._channel_loop(i), name=f"{session_id}-ch{i}")
                        for i in range(config.num_channels)]
@@ -226,6 +228,7 @@ class LiveSession:
 
     def _feed(self, ct: ChannelTranscriber, data: bytes) -> None:
         samples = ct.feed(data)
+        self.recent_audio[ct.channel].write(samples)
         if self.recorder is not None:
             self.recorder.write(ct.channel, samples)
 
