@@ -5,9 +5,11 @@ whose words stay polite while the voice is raised, and to tell a heated complain
 fused score starts from the text and the voice only moves it:
   - voice anger (P(anger) + half of P(disgust)) above `voice_anger_floor` pushes valence down, up to
     `voice_anger_weight`, whatever the words say (sarcastic "great, thanks a lot" included);
-  - high arousal makes already negative words more negative, low arousal softens them (arousal alone is not
-    negative: happiness is high-arousal too, so it never pushes on its own);
-  - a voice the model could not use (silence, too short) or with low confidence changes nothing.
+  - high arousal makes already negative words more negative (arousal alone is not negative: happiness is
+    high-arousal too, so it never pushes on its own; low arousal does not soften words either, since cold
+    anger and weary frustration are real);
+  - a voice the model could not use (silence, too short), a short utterance (< `min_voice_duration_s`, where
+    functionals are noisy) or a low-confidence voice label changes nothing.
 Valence is in [-1, 1]: -1 clearly negative/angry, 0 neutral, +1 clearly positive.
 Pure and synchronous: no model code here, the voice model's result arrives as a `VoiceCue`.
 """
@@ -42,6 +44,7 @@ class VoiceCue:
     arousal: float
     anger: float
     usable: bool = True
+    duration_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +64,16 @@ class FusionConfig:
     emotion_valence: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_EMOTION_VALENCE))
     # How much text emotion counts against text sentiment in the text valence (0: sentiment only).
     emotion_share: float = 0.5
-    voice_anger_floor: float = 0.35
-    voice_anger_weight: float = 0.4
+    # On the dev calls' synthetic voices (which do not act emotion) the model's anger went up to ~0.6 on calm
+    # turns of longer than a second: below the floor voice anger does nothing.
+    voice_anger_floor: float = 0.5
+    voice_anger_weight: float = 0.6
     arousal_gain: float = 0.5
     min_voice_confidence: float = 0.3
-    # Voice anger at or above this (and words not clearly positive) labels the utterance angry.
-    raised_voice_anger: float = 0.6
+    min_voice_duration_s: float = 1.0
+    # Voice anger at or above this (and words not clearly positive) labels the utterance angry. Set high on
+    # purpose: on the dev calls' synthetic (unacted) voices the model's anger reached 0.78 on a calm turn.
+    raised_voice_anger: float = 0.8
     positive_words_guard: float = 0.5
 
 
@@ -97,10 +104,11 @@ def fuse(text: TextAffect | None, voice: VoiceCue | None, config: FusionConfig |
     emotion = text.emotion if text is not None else "neutral"
     source = "text"
     raised = False
-    if voice is not None and voice.usable and voice.confidence >= cfg.min_voice_confidence:
+    if (voice is not None and voice.usable and voice.confidence >= cfg.min_voice_confidence
+            and voice.duration_s >= cfg.min_voice_duration_s):
         anger = _unit(voice.anger)
         if valence < 0.0:
-            valence *= 1.0 + cfg.arousal_gain * (2.0 * _unit(voice.arousal) - 1.0)
+            valence *= 1.0 + cfg.arousal_gain * max(0.0, 2.0 * _unit(voice.arousal) - 1.0)
         if anger > cfg.voice_anger_floor:
             valence -= cfg.voice_anger_weight * (anger - cfg.voice_anger_floor) / (1.0 - cfg.voice_anger_floor)
         raised = anger >= cfg.raised_voice_anger and words_v < cfg.positive_words_guard

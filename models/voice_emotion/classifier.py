@@ -63,7 +63,7 @@ class VoiceEmotionResult:
     def to_cue(self) -> VoiceCue:
         """The part fusion needs (intelligence.fusion)."""
         return VoiceCue(label=self.label, confidence=self.confidence, arousal=self.arousal, anger=self.anger,
-                        usable=self.usable)
+                        usable=self.usable, duration_s=self.duration_s)
 
     def to_annotation(self, session_id: str, segment_id: str, channel: int) -> Annotation:
         """An `Annotation` with task 'voice_emotion' (probabilities, arousal and issues in `extra`)."""
