@@ -19,6 +19,13 @@ Output keys (stable; the README table and the acceptance checks read them):
   telephone       {uar, anger_f1, ...} the same utterances through the 8 kHz mu-law 300-3400 Hz channel
   normalisation_variants   uar / anger_f1 for every mode (call-running, call-batch, global) and band
   arousal_auc, per_class_recall, confusion, per_speaker_uar, protocol, model, n, speakers, date
+
+  harken eval escalation --calls calls/dev --out R.json
+Replays each call's turns through intelligence.escalation with the ground-truth turn sentiment and emotion as
+the text classifiers' output (score 1.0), without and with the packaged voice model on each customer turn (cut
+from the stereo 8 kHz file). Reference: a call "should escalate" when a customer turn is labelled angry.
+Keys: per mode (text, text+voice): escalation_recall, escalation_precision (any escalation alert vs the
+reference), high_severity_calls, alerted_calls, first_alert_turn per alerted call; voice_latency_ms {p50, p95}.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import datetime as dt
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +57,12 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prior-weight", type=float, default=None, help="LOSO only: prior weight in utterances")
     p.add_argument("--feature-cache", type=Path, default=None, help="reuse/store raw features in this .npz")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("escalation", help="escalation alerts on scripted calls (ground-truth text + voice model)")
+    p.add_argument("--calls", type=Path, default=Path("calls/dev"), help="calls folder with gt/ and audio/")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--model", type=Path, default=None, help="voice model .npz (default: the packaged one)")
+    p.set_defaults(func=_eval_escalation)
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
@@ -175,4 +189,72 @@ def _train(args: argparse.Namespace) -> int:
     log.info("voice-emotion model (%d speakers, %d utterances x %d bands, C=%g, prior %g) -> %s (%d kB)",
              len(model.train_speakers), len(table.labels), len(table.features), c, n0, out,
              out.stat().st_size // 1024)
+    return 0
+
+
+def _replay_call(gt: dict, stereo: np.ndarray, rate_hz: int, clf, with_voice: bool) -> tuple[list, list[float]]:
+    from intelligence.escalation import EscalationTracker, UtteranceAffect
+    from intelligence.fusion import TextAffect
+
+    tracker = EscalationTracker(gt["call_id"])
+    stats = clf.new_call_stats() if with_voice else None
+    alerts = []
+    voice_ms: list[float] = []
+    for turn in gt["turns"]:
+        voice = None
+        if with_voice and turn["speaker"] == "customer":
+            seg = stereo[int(turn["start_s"] * rate_hz): int(turn["end_s"] * rate_hz), turn["channel"]]
+            t0 = time.perf_counter()
+            voice = clf.classify(seg, sample_rate_hz=rate_hz, call_stats=stats).to_cue()
+            voice_ms.append((time.perf_counter() - t0) * 1000.0)
+        text = TextAffect(turn["sentiment"], 1.0, turn["emotion"], 1.0)
+        update = tracker.observe(UtteranceAffect(str(turn["index"]), turn["speaker"], turn["channel"],
+                                                 turn["start_s"], turn["end_s"], text, voice))
+        alerts += [(turn["index"], a) for a in update.alerts]
+    return alerts, voice_ms
+
+
+def _eval_escalation(args: argparse.Namespace) -> int:
+    _one_thread()
+    import soundfile as sf
+
+    from intelligence.escalation import ESCALATION_ALERT
+    from models.voice_emotion import VoiceEmotionClassifier
+    from models.voice_emotion.model import DEFAULT_MODEL_PATH
+
+    calls_dir = args.calls if args.calls.is_dir() else DEFAULT_DATA_ROOT / args.calls
+    clf = VoiceEmotionClassifier.from_packaged(args.model or DEFAULT_MODEL_PATH)
+    gts = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((calls_dir / "gt").glob("*.json"))]
+    reference = {g["call_id"] for g in gts
+                 if any(t["speaker"] == "customer" and t["emotion"] == "angry" for t in g["turns"])}
+    report: dict[str, object] = {"task": "escalation", "date": dt.date.today().isoformat(),
+                                 "calls": len(gts), "data": str(calls_dir),
+                                 "reference_calls": sorted(reference), "voice_model": clf.model.model_id}
+    all_voice_ms: list[float] = []
+    for mode in ("text", "text+voice"):
+        first: dict[str, int] = {}
+        high: list[str] = []
+        for gt in gts:
+            stereo, rate_hz = sf.read(calls_dir / gt["audio"]["stereo_8k"], dtype="float32") \
+                if mode == "text+voice" else (np.zeros((0, 2), dtype=np.float32), 8000)
+            alerts, voice_ms = _replay_call(gt, stereo, rate_hz, clf, mode == "text+voice")
+            all_voice_ms += voice_ms
+            esc = [(i, a) for i, a in alerts if a.alert_type == ESCALATION_ALERT]
+            if esc:
+                first[gt["call_id"]] = esc[0][0]
+                if any(a.severity.value == "high" for _, a in esc):
+                    high.append(gt["call_id"])
+        alerted = set(first)
+        report[mode] = {
+            "escalation_recall": round(len(alerted & reference) / max(1, len(reference)), 4),
+            "escalation_precision": round(len(alerted & reference) / max(1, len(alerted)), 4),
+            "alerted_calls": sorted(alerted),
+            "high_severity_calls": sorted(high),
+            "first_alert_turn": first,
+        }
+    report["voice_latency_ms"] = {"p50": round(float(np.percentile(all_voice_ms, 50)), 2),
+                                  "p95": round(float(np.percentile(all_voice_ms, 95)), 2)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    log.info("escalation: text %s | text+voice %s -> %s", report["text"], report["text+voice"], args.out)
     return 0

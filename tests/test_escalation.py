@@ -225,3 +225,19 @@ def test_voice_model_on_call_audio_gives_usable_cues(shared_data: Path, voice_cl
     r = voice_clf.classify(gap, sample_rate_hz=rate_hz)
     assert r.label in ("unknown", "anger", "boredom", "disgust", "fear", "happiness", "neutral", "sadness")
     assert np.isfinite(r.arousal)
+
+
+@pytest.mark.slow
+def test_escalation_eval_on_dev_calls(tmp_path: Path) -> None:
+    """`harken eval escalation` end to end on the 28 dev calls (about 30 s)."""
+    from api.cli import main
+
+    out = tmp_path / "esc.json"
+    assert main(["eval", "escalation", "--calls", "calls/dev", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["calls"] == 28 and set(r["reference_calls"]) == {"dev_en_02", "dev_en_13"}
+    assert r["text"]["escalation_recall"] == 1.0 and r["text"]["escalation_precision"] == 1.0
+    assert r["text+voice"]["escalation_recall"] == 1.0
+    # HIGH severity only where a customer was actually angry; voice may add MEDIUM alerts on negative calls.
+    assert set(r["text+voice"]["high_severity_calls"]) <= set(r["reference_calls"])
+    assert r["voice_latency_ms"]["p50"] > 0
