@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from pipelines.config import SessionConfig
-from pipelines.taps.base import CapacityExceeded
+from pipelines.taps.base import BadAudio, CapacityExceeded
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CALLS_AUDIO = SHARED_DATA / "calls" / "dev" / "audio"
@@ -54,6 +54,8 @@ class FakeSession:
         assert 0 <= channel < self.config.num_channels, f"channel {channel} out of range"
         assert len(pcm_s16le) % 2 == 0
         assert 8000 <= sample_rate_hz <= 48000
+        if sample_rate_hz != self.config.sample_rate_hz:  # as pipelines.session.LiveSession does
+            raise BadAudio(f"{sample_rate_hz} Hz pushed to a {self.config.sample_rate_hz} Hz session")
         self.pcm.setdefault(channel, []).append(pcm_s16le)
         self.rates.setdefault(channel, set()).add(sample_rate_hz)
 

@@ -72,12 +72,16 @@ async def test_higher_rate_frames_and_peer_vanishing_keep_audio() -> None:
         writer.write(frame(0x01, uuid.uuid4().bytes))
         for i in range(0, tone.size, 320):
             writer.write(frame(0x12, tone[i : i + 320].tobytes()))  # 16 kHz slin
+        for _ in range(25):  # then half a second of 8 kHz frames: resampled into the 16 kHz session
+            writer.write(frame(0x10, tone[:160].tobytes()))
         await writer.drain()
         await asyncio.sleep(0.1)
         writer.transport.abort()  # gone without a hangup frame
         (session,) = await manager.wait_closed(1)
         assert session.closed_reason == "disconnect"
-        assert session.rates[0] == {16000} and np.array_equal(session.samples(0), tone)
+        got = session.samples(0)
+        assert session.rates[0] == {16000} and np.array_equal(got[: tone.size], tone)
+        assert got.size == tone.size + 8000  # the 8 kHz tail arrives at 16 kHz, same duration
     finally:
         await server.stop()
 
@@ -91,9 +95,12 @@ async def test_higher_rate_frames_and_peer_vanishing_keep_audio() -> None:
             frame(0x01, uuid.uuid4().bytes) + frame(0x10, b"\x00" * 320) + frame(0x42, b"??"),
             True,
         ),  # unknown type
-        (frame(0x01, uuid.uuid4().bytes) + frame(0x10, b"\x00" * 3), True),  # odd-length audio
         (
-            frame(0x01, uuid.uuid4().bytes) + b"\x10\x01\x40" + b"\x00" * 10,
+            frame(0x01, uuid.uuid4().bytes) + frame(0x10, b"\x00" * 320) + frame(0x10, b"\x00" * 3),
+            True,
+        ),  # odd-length audio
+        (
+            frame(0x01, uuid.uuid4().bytes) + frame(0x10, b"\x00" * 320) + b"\x10\x01\x40" + b"\x00" * 10,
             True,
         ),  # truncated payload, then EOF
     ],
@@ -138,7 +145,9 @@ async def test_error_frame_capacity_and_shutdown() -> None:
         await w1.drain()
         await asyncio.sleep(0.1)
         r2, w2 = await asyncio.open_connection("127.0.0.1", server.port)
-        w2.write(frame(0x01, uuid.uuid4().bytes))
+        w2.write(
+            frame(0x01, uuid.uuid4().bytes) + frame(0x10, b"\x00\x00" * 160)
+        )  # the session opens at first audio
         await w2.drain()
         assert await asyncio.wait_for(r2.read(), 3.0) == frame(0x00)  # refused: at capacity
         w2.close()
@@ -149,7 +158,7 @@ async def test_error_frame_capacity_and_shutdown() -> None:
         assert session.events_of("tap_error") == [{"tap": "audiosocket", "code": "frame_forwarding"}]
         w1.close()
         _, w3 = await asyncio.open_connection("127.0.0.1", server.port)
-        w3.write(frame(0x01, uuid.uuid4().bytes))
+        w3.write(frame(0x01, uuid.uuid4().bytes) + frame(0x10, b"\x00\x00" * 160))
         await w3.drain()
         await asyncio.sleep(0.1)
     finally:

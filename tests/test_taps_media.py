@@ -221,3 +221,24 @@ def test_eval_taps_reports_exact_pcmu_and_a_kept_timeline_under_loss(shared_data
         2.0 < s["PCMU@loss=0.05"]["loss_counted_pct"] < 10.0
     )  # the receiver counts what the network dropped
     assert s["PCMU@loss=0.05"]["snr_db_mean"] < s["PCMU@loss=0"]["snr_db_mean"]
+
+
+async def test_stream_is_resampled_to_the_session_rate() -> None:
+    """A G.711 leg in a 16 kHz session (a call that also has a G.722 leg) arrives at 16 kHz, same duration."""
+    x = load_call("dev_en_14", seconds=4)[:, 0]
+    session = FakeSession("r", SessionConfig(channel_names=("agent", "customer"), sample_rate_hz=16000))
+    rx = RtpStreamReceiver(session, 0, StreamFormat({0: codecs.PCMU}))
+    for i, p in enumerate(_packets(x, start_seq=1, start_ts=0)):
+        await rx.on_datagram(build_rtp(p), arrival_s=i * 0.02)
+    await rx.finish()
+    got = session.samples(0)
+    assert session.rates[0] == {16000}
+    assert abs(got.size - 2 * x.size) <= 2 * 160  # the streaming resampler holds back a few ms at most
+    import soxr
+
+    ref = soxr.resample(x, 8000, 16000)
+    lag = (
+        int(np.argmax(np.correlate(ref[16000:24000].astype(float), got[16000:24000].astype(float), "full")))
+        - 7999
+    )
+    assert snr_db(ref[16000 : 16000 + 8000], got[16000 - lag : 16000 - lag + 8000]) > 20

@@ -6,7 +6,8 @@ Every message is `type (1 byte) | length (2 bytes, big endian) | payload`:
   0x11..0x18 the same at 12, 16, 24, 32, 44.1, 48, 96, 192 kHz   0xff error (1 byte code)
 One TCP connection is one call leg (the dialplan's `AudioSocket(uuid,host:port)` or an ARI external-media
 channel), so each connection becomes one session with one channel (its role is `channel_names`, default
-customer). Media time follows the audio received, as AudioSocket carries no timestamps.
+customer), opened at the first media frame so the session runs at the leg's rate. Media time follows the audio
+received, as AudioSocket carries no timestamps.
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipelines.config import SessionConfig
-from pipelines.taps.base import CapacityExceeded, SessionClosed, SessionOpener, TapSession, logger, pcm_bytes
+from pipelines.taps.base import (
+    CapacityExceeded,
+    RateAdapter,
+    SessionClosed,
+    SessionOpener,
+    TapSession,
+    logger,
+    pcm_bytes,
+)
 from pipelines.taps.stats import StreamStats
 
 KIND_HANGUP = 0x00
@@ -124,6 +133,8 @@ class AudioSocketServer:
         self._uuid_timeout_s = uuid_timeout_s
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.stopping = False
 
     @property
     def port(self) -> int:
@@ -137,10 +148,13 @@ class AudioSocketServer:
         logger.info("audiosocket listening on %s:%d", self._host, self.port)
 
     async def stop(self) -> None:
+        self.stopping = True
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
-            task.cancel()
+        # Connections are ended by closing their sockets, not by cancelling their handlers (asyncio's
+        # start_server would log a cancelled handler as an error); each call then closes its session.
+        for writer in list(self._writers):
+            writer.transport.abort()
         if self._connections:
             await asyncio.gather(*self._connections, return_exceptions=True)
         if self._server is not None:
@@ -151,10 +165,12 @@ class AudioSocketServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        self._writers.add(writer)
         try:
             await _AudioSocketCall(self, reader, writer).run()
         finally:
             self._connections.discard(task)
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
@@ -168,8 +184,26 @@ class _AudioSocketCall:
         self.reader = reader
         self.writer = writer
         self.session: TapSession | None = None
+        self.call_id = ""
         self.stats = StreamStats(channel=0)
         self.reason = "disconnect"
+        self.rate: RateAdapter | None = None
+
+    async def _open(self, rate_hz: int) -> TapSession:
+        """Open the session at the first media frame, so its rate is the leg's rate (8 kHz unless told)."""
+        if self.session is None:
+            rate_hz = min(rate_hz, 48000)
+            self.session = await self.server._manager.open_session(
+                SessionConfig(
+                    source="audiosocket",
+                    language=self.server._language,
+                    sample_rate_hz=rate_hz,
+                    channel_names=self.server._channel_names,
+                    metadata={"call_id": self.call_id, "tap": "audiosocket"},
+                )
+            )
+            self.rate = RateAdapter(rate_hz)
+        return self.session
 
     async def run(self) -> None:
         try:
@@ -179,22 +213,13 @@ class _AudioSocketCall:
             validate_frame(first)
             if first.kind != KIND_UUID:
                 raise AudioSocketError("the first frame must be the call UUID")
-            call_id = str(uuid.UUID(bytes=first.payload))
+            self.call_id = str(uuid.UUID(bytes=first.payload))
             try:
-                self.session = await self.server._manager.open_session(
-                    SessionConfig(
-                        source="audiosocket",
-                        language=self.server._language,
-                        sample_rate_hz=8000,
-                        channel_names=self.server._channel_names,
-                        metadata={"call_id": call_id, "tap": "audiosocket"},
-                    )
-                )
+                await self._loop()
             except CapacityExceeded:
                 logger.warning("audiosocket: at capacity, refusing call")
                 await self._send_hangup()
                 return
-            await self._loop()
         except (AudioSocketError, TimeoutError) as exc:
             self.reason = "protocol_error" if isinstance(exc, AudioSocketError) else "timeout"
             self.stats.packets_invalid += isinstance(exc, AudioSocketError)
@@ -209,10 +234,11 @@ class _AudioSocketCall:
             self.reason = "server_shutdown"
             await self._finish()
             raise
+        if self.server.stopping:
+            self.reason = "server_shutdown"
         await self._finish()
 
     async def _loop(self) -> None:
-        assert self.session is not None
         while True:
             frame = await asyncio.wait_for(read_frame(self.reader), self.server._idle_timeout_s)
             if frame is None:
@@ -225,7 +251,7 @@ class _AudioSocketCall:
                 await self._push_audio(frame.payload, AUDIO_RATES_HZ[frame.kind])
             elif frame.kind == KIND_DTMF:
                 self.stats.dtmf_events += 1
-                await self.session.record_event(
+                await (await self._open(8000)).record_event(
                     "dtmf",
                     {
                         "digit": frame.payload.decode("ascii", "replace"),
@@ -239,7 +265,7 @@ class _AudioSocketCall:
                 return
             elif frame.kind == KIND_ERROR:
                 code = frame.payload[0] if frame.payload else 0
-                await self.session.record_event(
+                await (await self._open(8000)).record_event(
                     "tap_error", {"tap": "audiosocket", "code": ERROR_CODES.get(code, code)}
                 )
                 self.reason = "hangup" if code == 0x01 else "peer_error"
@@ -247,15 +273,13 @@ class _AudioSocketCall:
             # a repeated UUID frame is harmless: ignored
 
     async def _push_audio(self, payload: bytes, rate_hz: int) -> None:
-        assert self.session is not None
+        session = await self._open(rate_hz)
+        assert self.rate is not None
         pcm = np.frombuffer(payload, dtype="<i2")
-        if rate_hz > 48000:  # the session takes 8-48 kHz: 96/192 kHz are decimated by an integer factor first
-            import soxr
-
-            pcm = soxr.resample(pcm, rate_hz, 48000).astype(np.int16)
-            rate_hz = 48000
         self.stats.audio_s += pcm.size / rate_hz
-        await self.session.push_pcm(0, pcm_bytes(pcm), rate_hz)
+        out = self.rate.convert(pcm, rate_hz)  # a later change of frame type (or 96/192 kHz) is resampled
+        if out.size:
+            await session.push_pcm(0, pcm_bytes(out), self.rate.out_rate_hz)
 
     async def _send_hangup(self) -> None:
         with contextlib.suppress(ConnectionError, OSError, RuntimeError):
@@ -267,6 +291,9 @@ class _AudioSocketCall:
             return
         session, self.session = self.session, None
         try:
+            tail = self.rate.flush() if self.rate is not None else np.zeros(0, dtype=np.int16)
+            if tail.size:
+                await session.push_pcm(0, pcm_bytes(tail), session.config.sample_rate_hz)
             await session.record_event("tap_stats", {"tap": "audiosocket", "streams": [self.stats.to_dict()]})
         except SessionClosed:
             pass

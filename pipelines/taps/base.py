@@ -79,6 +79,38 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
+class RateAdapter:
+    """Brings one channel's PCM to the session's sample rate (the session takes one rate per session).
+
+    Taps whose media rate can differ from the session's (an AudioSocket leg switching frame types, a SIP call
+    mixing G.722 and G.711 legs, a browser) pass every chunk through one adapter per channel. It uses a
+    streaming resampler, so chunk edges do not click; the price is a few ms of constant delay.
+    """
+
+    def __init__(self, out_rate_hz: int) -> None:
+        self.out_rate_hz = out_rate_hz
+        self._in_rate_hz: int | None = None
+        self._stream: Any = None
+
+    def convert(self, pcm: np.ndarray, rate_hz: int) -> np.ndarray:
+        if rate_hz == self.out_rate_hz:
+            return pcm
+        if rate_hz != self._in_rate_hz:
+            import soxr  # only when rates actually differ
+
+            self._stream = soxr.ResampleStream(rate_hz, self.out_rate_hz, 1, dtype="int16")
+            self._in_rate_hz = rate_hz
+        return np.asarray(self._stream.resample_chunk(np.asarray(pcm, dtype=np.int16)), dtype=np.int16)
+
+    def flush(self) -> np.ndarray:
+        """What the resampler still holds (end of stream)."""
+        if self._stream is None:
+            return np.zeros(0, dtype=np.int16)
+        tail = np.asarray(self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True), dtype=np.int16)
+        self._stream, self._in_rate_hz = None, None
+        return tail
+
+
 def pcm_bytes(samples: np.ndarray) -> bytes:
     """int16 samples as little-endian bytes (what `push_pcm` takes)."""
     return np.asarray(samples, dtype="<i2").tobytes()

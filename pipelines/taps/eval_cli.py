@@ -33,9 +33,9 @@ PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8, "G722": 9, "opus": 111}
 class _Sink:
     """A minimal session that only collects PCM (the eval measures the tap, not the pipeline)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sample_rate_hz: int) -> None:
         self.session_id = "eval"
-        self.config = SessionConfig(channel_names=("x",))
+        self.config = SessionConfig(channel_names=("x",), sample_rate_hz=sample_rate_hz)
         self.chunks: list[bytes] = []
 
     async def push_pcm(self, channel: int, pcm_s16le: bytes, sample_rate_hz: int) -> None:
@@ -112,7 +112,7 @@ async def _run_one(
         build_rtp(RtpPacket(pt, (7000 + i) & 0xFFFF, (1000 + i * ticks) & 0xFFFFFFFF, 99, p))
         for i, p in enumerate(payloads)
     ]
-    sink = _Sink()
+    sink = _Sink(spec.sample_rate_hz)
     rx = RtpStreamReceiver(sink, 0, StreamFormat({pt: spec}))
     arrivals = _network(len(datagrams), loss, jitter_ms, dup, random.Random(seed))
     t0 = time.perf_counter()

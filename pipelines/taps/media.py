@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.taps.base import TapSession, logger, pcm_bytes
+from pipelines.taps.base import RateAdapter, TapSession, logger, pcm_bytes
 from pipelines.taps.codecs import AudioDecoder, CodecError, CodecSpec, make_decoder
 from pipelines.taps.jitter import JitterBuffer
 from pipelines.taps.rtp import DtmfTracker, RtpError, RtpPacket, is_rtcp, parse_rtp
@@ -50,6 +50,7 @@ class RtpStreamReceiver:
         self._dtmf = DtmfTracker(fmt.dtmf_clock_hz)
         self._next_ts: int | None = None  # RTP timestamp of the next expected audio sample
         self._last_spec: CodecSpec | None = None
+        self._rate = RateAdapter(session.config.sample_rate_hz)
         self.last_packet_at: float = time.monotonic()
 
     def update_format(self, fmt: StreamFormat) -> None:
@@ -89,6 +90,9 @@ class RtpStreamReceiver:
             await self._play(ready)
         for digit in self._dtmf.flush():
             await self._record_dtmf(digit.digit, digit.duration_ms)
+        tail = self._rate.flush()
+        if tail.size:
+            await self.session.push_pcm(self.channel, pcm_bytes(tail), self._rate.out_rate_hz)
 
     async def _play(self, packet: RtpPacket) -> None:
         pt = packet.payload_type
@@ -136,7 +140,9 @@ class RtpStreamReceiver:
 
     async def _push(self, pcm: np.ndarray, sample_rate_hz: int) -> None:
         self.stats.audio_s += pcm.size / sample_rate_hz
-        await self.session.push_pcm(self.channel, pcm_bytes(pcm), sample_rate_hz)
+        out = self._rate.convert(pcm, sample_rate_hz)
+        if out.size:
+            await self.session.push_pcm(self.channel, pcm_bytes(out), self._rate.out_rate_hz)
 
     async def _record_dtmf(self, digit: str, duration_ms: float) -> None:
         self.stats.dtmf_events += 1

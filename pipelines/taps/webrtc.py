@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.config import SUPPORTED_LANGUAGES, SessionConfig
-from pipelines.taps.base import SessionClosed, SessionOpener, TapSession, logger, pcm_bytes
+from pipelines.taps.base import RateAdapter, SessionClosed, SessionOpener, TapSession, logger, pcm_bytes
 from pipelines.taps.stats import StreamStats
 
 MAX_PEERS = 64
@@ -124,13 +124,16 @@ class WebRtcGateway:
         from aiortc.mediastreams import MediaStreamError
 
         reason = "hangup"
+        rate = RateAdapter(peer.session.config.sample_rate_hz)
         try:
             while True:
                 frame = await track.recv()
                 samples = _to_mono_s16(frame)
                 peer.stats.packets_received += 1
                 peer.stats.audio_s += samples.size / frame.sample_rate
-                await peer.session.push_pcm(0, pcm_bytes(samples), int(frame.sample_rate))
+                out = rate.convert(samples, int(frame.sample_rate))
+                if out.size:
+                    await peer.session.push_pcm(0, pcm_bytes(out), rate.out_rate_hz)
         except MediaStreamError:
             reason = "hangup"
         except SessionClosed:
