@@ -193,6 +193,35 @@ def run_eval(args: argparse.Namespace) -> int:
 
 # -- audit (batch) -----------------------------------------------------------------------------------------------
 
+_ZH_POSITIVE = ("谢谢", "感谢", "满意", "放心", "好的", "明白", "清楚", "不错", "愿意", "开心", "太好了")
+_ZH_NEGATIVE = ("投诉", "生气", "不满", "担心", "害怕", "怕", "亏", "骗", "太慢", "麻烦", "不行", "退钱", "糟糕", "失望")
+
+
+def utterance_sentiment(events: Sequence[Any], language: str) -> list[Any]:
+    """Lexicon sentiment per utterance for the report picture (VADER for English, a small list for Mandarin).
+
+    A deliberately simple baseline: the live pipeline's sentiment classifier replaces it when annotations exist.
+    """
+    from intelligence.compliance.text import contains_han
+    from intelligence.reports import SentimentPoint
+
+    vader = None
+    out = []
+    for e in events:
+        if contains_han(e.text):
+            pos = sum(e.text.count(w) for w in _ZH_POSITIVE)
+            neg = sum(e.text.count(w) for w in _ZH_NEGATIVE)
+            score = 0.0 if pos == neg else (pos - neg) / (pos + neg)
+        else:
+            if vader is None:
+                from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+                vader = SentimentIntensityAnalyzer()
+            score = float(vader.polarity_scores(e.text)["compound"])
+        out.append(SentimentPoint(e.start_s, e.end_s, e.channel, round(score, 3)))
+    return out
+
+
 
 def _channels(path: Path) -> int:
     """Number of audio channels, read with soundfile or PyAV (for mp3/m4a/mp4)."""
@@ -211,10 +240,9 @@ def _channels(path: Path) -> int:
 def audit_file(path: Path, packs: Sequence[Any], out_dir: Path, *, language: str = "auto",
                embedder: Any = None) -> dict[str, Any]:
     """Audit one recording: transcribe, run the engine, write <stem>.json and <stem>.html into out_dir."""
-    from intelligence.reports import build_report, render_html
-
     from intelligence.compliance import ComplianceEngine, build_scorecard
     from intelligence.compliance.segmentation import utterances
+    from intelligence.reports import build_report, render_html
 
     n_channels = _channels(path)
     names = ("agent", "customer") if n_channels >= 2 else ("agent",)
@@ -228,7 +256,7 @@ def audit_file(path: Path, packs: Sequence[Any], out_dir: Path, *, language: str
     report = build_report(
         session_id=path.stem, source=str(path), language=engine.language, events=events, findings=findings,
         scorecard=card, packs=packs, rule_lookup=engine.rule, rule_errors=engine.rule_errors,
-        channel_names=names, mono=n_channels < 2,
+        channel_names=names, mono=n_channels < 2, sentiment=utterance_sentiment(events, engine.language),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{path.stem}.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -276,8 +304,9 @@ def run_verify(args: argparse.Namespace) -> int:
     from intelligence.audit_chain import JsonlAuditStorage, verify_records
 
     if args.db:
-        from pipelines.audit_store import SqlAuditStorage
         from sqlalchemy import create_engine
+
+        from pipelines.audit_store import SqlAuditStorage
 
         engine = create_engine(args.db)
         try:

@@ -92,7 +92,10 @@ def _compose(text: str, problems: _Problems) -> _Node | None:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problems.add(mark.line + 1 if mark else 0, f"invalid YAML: {exc.problem or exc}")
+        context = ""
+        if exc.context and exc.context_mark is not None:
+            context = f" ({exc.context}, started on line {exc.context_mark.line + 1})"
+        problems.add(mark.line + 1 if mark else 0, f"invalid YAML: {exc.problem or exc}{context}")
         return None
     except yaml.YAMLError as exc:
         problems.add(0, f"invalid YAML: {exc}")
@@ -466,7 +469,7 @@ def parse_pack(text: str, file: str = "<policy>") -> PolicyPack:
         rm.done()
         if spec is None:
             continue
-        if maps_to is not None:
+        if maps_to is not None and maps_to in SCENARIO_RULES:
             expected = SCENARIO_RULES[maps_to]
             actual = "absent" if isinstance(spec, RequiredPhraseSpec) else "present"
             if expected != actual:

@@ -310,21 +310,24 @@ class OrderedStepsRunner(Runner):
 
 @dataclass
 class _Item:
-    question_turn: int
+    """An open confirmation question and what the customer said since."""
+
     question_end_s: float
     replies: list[tuple[Turn, str]] = field(default_factory=list)
-    awaiting_proceed: bool = False
     asks: int = 1
+    agent_moved_on: bool = False
 
 
 class ConfirmationRunner(Runner):
-    """Explicit customer confirmation after a confirmation question.
+    """Explicit customer confirmation after a confirmation question ("do you understand...", 是否已阅读并理解).
 
-    A reply is `explicit` (yes / I confirm / 是的 / 已阅读并理解, without hedging), `hedge` (I guess, 差不多吧,
-    or a negative such as 不明白), `backchannel` (a short 嗯 / mm / okay) or `other` (a question or unrelated
-    words). If the agent goes on after a backchannel or hedge without asking again, the customer's last reply
-    is reported; after `other`, only if the agent proceeds explicitly (a proceed phrase or event). If the
-    customer said nothing that was transcribed and the agent pauses and proceeds, the silent gap is reported.
+    Each customer reply turn is classed `explicit` (yes / I confirm / 是的 / 已阅读并理解, no hedging), `hedge`
+    (I guess, 差不多吧, or a negative such as 不明白), `backchannel` (a short 嗯 / mm / okay) or `other`
+    (a question, unrelated words). The item closes on an explicit reply. It is reported, at the customer's
+    last reply, when the agent proceeds anyway (a proceed phrase such as "I'll take that as a yes", or the
+    proceed event, e.g. the signature), or, after a backchannel or hedge, when the agent moves on and the
+    customer speaks again without the question being asked again. Asking again keeps the item open.
+    If nothing from the customer was transcribed, the silent gap is reported only on strong evidence.
     """
 
     def __init__(self, rule: Rule, pack: PolicyPack, state: CallState, normalizer: TextNormalizer,
@@ -341,6 +344,7 @@ class ConfirmationRunner(Runner):
         self.item: _Item | None = None
 
     def classify(self, turn: Turn) -> str:
+        """explicit | hedge | backchannel | other for a customer's reply turn."""
         nt = turn.nt
         if nt is None or not nt.tokens:
             return "backchannel"
@@ -373,30 +377,44 @@ class ConfirmationRunner(Runner):
 
     def on_segment(self, ctx: SegmentContext) -> list[Finding]:
         turn = ctx.turn
-        item = self.item
         if turn.speaker == "customer":
-            if item is None:
-                return []
-            cls = self.classify(turn)
-            if cls == "explicit":
-                self.item = None
-                return []
-            if item.replies and item.replies[-1][0] is turn:
-                item.replies[-1] = (turn, cls)
-            else:
-                item.replies.append((turn, cls))
+            return self._on_customer(turn)
+        if turn.speaker == "agent" and turn.nt is not None:
+            return self._on_agent(ctx)
+        return []
+
+    def _on_customer(self, turn: Turn) -> list[Finding]:
+        item = self.item
+        if item is None:
             return []
-        if turn.speaker != "agent" or turn.nt is None:
+        if item.agent_moved_on and item.replies and item.replies[-1][0] is not turn:
+            # The agent went on after a weak answer and the conversation continued: the item stayed unconfirmed.
+            if item.replies[-1][1] in ("backchannel", "hedge"):
+                return self._report_reply(item)
+            self.item = None
             return []
-        is_question = bool(new_matches(self.questions.find(turn.nt), ctx.offset))
+        cls = self.classify(turn)
+        if cls == "explicit":
+            self.item = None
+            return []
+        if item.replies and item.replies[-1][0] is turn:
+            item.replies[-1] = (turn, cls)
+        else:
+            item.replies.append((turn, cls))
+        return []
+
+    def _on_agent(self, ctx: SegmentContext) -> list[Finding]:
+        assert ctx.turn.nt is not None
+        item = self.item
+        is_question = bool(new_matches(self.questions.find(ctx.turn.nt), ctx.offset))
         if item is None:
             if is_question:
-                self.item = _Item(turn.index, ctx.event.end_s)
+                self.item = _Item(ctx.event.end_s)
             return []
         if not item.replies:
             # Nothing from the customer was transcribed. ASR drops short replies (嗯, but also 是的), so the
-            # silent gap is reported only with stronger evidence: the agent had to ask again, or proceeded
-            # with an explicit "I'll take that as a yes" style phrase.
+            # silent gap is reported only on stronger evidence: the agent had to ask again, or proceeded with
+            # an explicit "I'll take that as a yes" style phrase.
             gap = ctx.event.start_s - item.question_end_s
             if is_question:
                 if gap >= self.spec.min_gap_s:
@@ -406,20 +424,24 @@ class ConfirmationRunner(Runner):
                 (item.asks >= 2 and self._proceeds(ctx)) or self._proceed_phrase(ctx)
             ):
                 self.item = None
-                gap_ev = Evidence(f"{ctx.event.segment_id}#gap", 1 - ctx.event.channel if ctx.event.channel in (0, 1)
-                                  else ctx.event.channel, round(item.question_end_s, 3), round(ctx.event.start_s, 3), "")
+                channel = 1 - ctx.event.channel if ctx.event.channel in (0, 1) else ctx.event.channel
+                gap_ev = Evidence(f"{ctx.event.segment_id}#gap", channel, round(item.question_end_s, 3),
+                                  round(ctx.event.start_s, 3), "")
                 return [self.finding(f"{self.rule.title}: agent proceeded without an answer", [gap_ev])]
             return []
         if is_question:
             item.question_end_s = ctx.event.end_s
-            item.awaiting_proceed = False
             item.asks += 1
+            item.agent_moved_on = False
             return []
-        last_cls = item.replies[-1][1]
-        if last_cls in ("backchannel", "hedge"):
-            return self._report_reply(item)
-        item.awaiting_proceed = True
         if self._proceeds(ctx):
+            return self._report_reply(item)
+        item.agent_moved_on = True
+        return []
+
+    def finish(self, end_s: float) -> list[Finding]:
+        item = self.item
+        if item and item.agent_moved_on and item.replies and item.replies[-1][1] in ("backchannel", "hedge"):
             return self._report_reply(item)
         return []
 

@@ -1,0 +1,196 @@
+"""Generalisation check: hand-written calls with wording, banks, products and names that are NOT in calls/dev.
+
+Each dialogue lists its turns (speaker, text) and the findings a reviewer would expect (vocabulary rule, turn).
+The engine must raise exactly those (per rule and turn), which guards against rules keyed on dev wording.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from intelligence.compliance import ComplianceEngine, load_packs
+from intelligence.types import TranscriptEvent
+
+A, C = "agent", "customer"
+
+
+@dataclass(frozen=True)
+class Dialogue:
+    name: str
+    language: str
+    turns: tuple[tuple[str, str], ...]
+    expected: tuple[tuple[str, int], ...]  # (vocabulary rule, turn); absent rules: any turn of the call
+    absent_ok: tuple[str, ...] = ()
+
+
+EN_OPEN = (A, "Good morning, you're through to Priya at Westfield Bank. Calls to this line are monitored and recorded.")
+
+DIALOGUES = [
+    Dialogue("en_clean_servicing", "en", (
+        EN_OPEN,
+        (C, "Hi Priya, I want to check why my standing order didn't go out."),
+        (A, "Sure. Can I take your full name and postcode, please?"),
+        (C, "Tom Baker, SW1A 2AA."),
+        (A, "Thanks Mr Baker. The standing order failed because the payee's details changed. I've updated it now."),
+        (C, "Great, thanks."),
+        (A, "Is there anything else I can help with? Have a good day."),
+    ), ()),
+    Dialogue("en_no_notice_no_name", "en", (
+        (A, "Hello, Westfield Bank, how can I help?"),
+        (C, "I think someone used my card in Spain."),
+        (A, "Let me check that. Can you confirm your date of birth?"),
+        (C, "Fourth of May, nineteen seventy."),
+        (A, "Thanks. I've frozen the card and a new one is on the way."),
+    ), (("consent_notice_missing", 0), ("agent_identity_missing", 0))),
+    Dialogue("en_pan_words_and_cvv", "en", (
+        EN_OPEN,
+        (C, "I want to pay my bill. My card is four one one one, one one one one, one one one one, one one one one."),
+        (A, "Please don't read the number out, we'll send you a secure link instead."),
+        (C, "Oh, okay. And the security number on the back is seven two nine if you need it."),
+        (A, "We don't need it. The link is on its way."),
+    ), (("pci_card_number_spoken", 1), ("pci_cvv_spoken", 3))),
+    Dialogue("en_last_four_only", "en", (
+        EN_OPEN,
+        (A, "Which card is it? Only the last four digits, please."),
+        (C, "It ends in 8812, and my reference was 4451 2290."),
+        (A, "Thanks, found it."),
+    ), ()),
+    Dialogue("en_agent_asks_otp", "en", (
+        EN_OPEN,
+        (C, "I can't log in to the app."),
+        (A, "No problem. Could you read me the one-time code we just texted you?"),
+        (C, "It says 448 210."),
+        (A, "Thanks, you're back in."),
+    ), (("sensitive_auth_requested", 2),)),
+    Dialogue("en_warns_never_share", "en", (
+        EN_OPEN,
+        (C, "Someone called me asking for my PIN."),
+        (A, "We will never ask you to tell us your PIN or your password. That call was a scam, so I've blocked the card."),
+        (C, "Thank you, Priya."),
+    ), ()),
+    Dialogue("en_fund_guarantee_sale", "en", (
+        (A, "Hi, this is Marcus from Harbor Trust. This call is being recorded. I'm calling about our Global Equity Fund."),
+        (C, "What sort of returns?"),
+        (A, "We guarantee you a 6% return every year, there's absolutely no risk."),
+        (C, "And if markets crash?"),
+        (A, "Honestly it works just like a high-interest savings account, your capital is completely safe."),
+        (C, "Okay then, put twenty thousand in."),
+        (A, "Done, I've placed the order and the paperwork will follow by email."),
+    ), (("prohibited_promise", 2), ("prohibited_promise", 4), ("product_misrepresentation", 4),
+        ("risk_disclosure_missing", 6))),
+    Dialogue("en_fund_compliant", "en", (
+        (A, "Hi, this is Marcus from Harbor Trust. This call is being recorded."),
+        (C, "Hi Marcus."),
+        (A, "The Global Equity Fund is not a deposit and is not FDIC insured. Its value can fall and you could lose money. Past performance is no guarantee of future returns."),
+        (C, "Understood."),
+        (A, "Do you confirm you've read the fact sheet and understand these risks?"),
+        (C, "Yes, I confirm."),
+        (A, "Thank you. I've placed the order for you."),
+    ), ()),
+    Dialogue("en_loan_terms_late", "en", (
+        (A, "Hello, it's Dana at Westfield Bank, on a recorded line. You asked about a car loan."),
+        (C, "Yes, ten thousand over three years."),
+        (A, "Great, I've processed the loan and the money will be in your account tomorrow."),
+        (A, "I also need to tell you the APR is 7.9% and the total amount repayable is $11,240."),
+        (C, "Okay."),
+    ), (("risk_disclosure_out_of_order", 3),)),
+    Dialogue("en_weak_confirmation", "en", (
+        (A, "Hello, it's Dana at Westfield Bank, on a recorded line."),
+        (A, "The APR is 12.9% and the total amount repayable is $6,400. Do you understand and agree to these terms?"),
+        (C, "Mm-hmm."),
+        (A, "Perfect, I'll mark that as agreed and send the contract."),
+        (C, "Okay."),
+    ), (("customer_confirmation_missing", 2),)),
+    Dialogue("en_insurance_no_cooling_off", "en", (
+        (A, "Hello, I'm Kate from Westfield Insurance Services, calling on a recorded line about travel insurance."),
+        (C, "How much?"),
+        (A, "It's $9 a month. It does not cover pre-existing conditions and there's a $100 excess per claim."),
+        (C, "Fine, go ahead."),
+        (A, "Your cover starts today, the premium will be taken monthly."),
+    ), (("cooling_off_notice_missing", 4),)),
+    Dialogue("en_mismatch", "en", (
+        (A, "Hi, this is Marcus from Harbor Trust, this call is recorded."),
+        (A, "Your risk profile came out as cautious, and this is a high-risk emerging markets fund, risk rating 6 out of 7."),
+        (C, "Is that okay for me?"),
+        (A, "It'll be fine. Not a deposit, and you could lose money. Shall I go ahead?"),
+        (C, "Yes, I agree."),
+        (A, "I've placed the order."),
+    ), (("risk_assessment_mismatch", 1),)),
+    # --- Mandarin ---
+    Dialogue("zh_compliant_insurance", "zh", (
+        (A, "您好，我是民生银行客户经理赵磊，员工编号3391。本次投保过程将进行同步录音录像，您同意吗？"),
+        (C, "同意。"),
+        (A, "这是泰康人寿承保的两全保险，不是银行存款。分红具有不确定性，犹豫期后退保会有现金价值损失。"),
+        (A, "您有十五天犹豫期。请问您是否已经了解保险责任和责任免除条款？"),
+        (C, "是的，都清楚了。"),
+        (A, "好的，请您在投保单上签名。"),
+    ), ()),
+    Dialogue("zh_promise_variants", "zh", (
+        (A, "您好，我是民生银行理财经理赵磊，工号3391，本次销售全程录音录像。"),
+        (C, "好的。"),
+        (A, "这款产品本金是有保障的，到期肯定能拿到百分之四点五，银行兜底。"),
+        (C, "真的不会亏吗？"),
+        (A, "放心，不会有任何损失，就跟定期存款差不多。"),
+        (A, "理财非存款，产品有风险，投资须谨慎。请问您是否已经阅读并理解？"),
+        (C, "是的，理解。"),
+        (A, "请在这里签字。"),
+    ), (("prohibited_promise", 2), ("prohibited_promise", 4), ("product_misrepresentation", 4))),
+    Dialogue("zh_sign_first", "zh", (
+        (A, "您好，我是民生银行理财经理赵磊，工号3391，本次销售全程录音录像，您同意吗？"),
+        (C, "同意。"),
+        (A, "您先在确认书上签一下，签完我再给您讲风险。"),
+        (C, "签完了。"),
+        (A, "理财非存款，产品有风险，投资须谨慎，您可能损失部分本金。"),
+    ), (("risk_disclosure_out_of_order", 4),)),
+    Dialogue("zh_no_identity_no_notice_mismatch", "zh", (
+        (A, "王女士您好，今天给您介绍一款基金。"),
+        (C, "你说吧。"),
+        (A, "您是稳健型投资者，这款基金是R4级，中高风险，没什么问题。"),
+        (C, "那行吧。"),
+        (A, "理财非存款，产品有风险，投资须谨慎。请问您清楚了吗？"),
+        (C, "还行吧。"),
+        (A, "好的，那就先给您办理了，请签字。"),
+    ), (("agent_identity_missing", 0), ("consent_notice_missing", 0), ("risk_assessment_mismatch", 2),
+        ("customer_confirmation_missing", 5))),
+    Dialogue("zh_suitable_no_sale", "zh", (
+        (A, "您好，我是民生银行理财经理赵磊，工号3391，本次过程全程录音录像。"),
+        (C, "好的。"),
+        (A, "您的风险测评结果是进取型，这款产品风险等级三级，和您的承受能力匹配。"),
+        (C, "我再考虑一下，先不买了。"),
+        (A, "好的，没问题，感谢您的配合。"),
+    ), ()),
+]
+
+
+def _events(d: Dialogue) -> list[TranscriptEvent]:
+    events, t = [], 0.5
+    for i, (speaker, text) in enumerate(d.turns):
+        dur = max(1.0, len(text) * (0.06 if d.language == "en" else 0.22))
+        events.append(TranscriptEvent(d.name, "final", f"t{i}.s0", 0 if speaker == A else 1, speaker, t, t + dur,
+                                      text, language=d.language))
+        t += dur + 0.6
+    return events
+
+
+@pytest.fixture(scope="module")
+def packs():
+    return load_packs()
+
+
+@pytest.mark.parametrize("dialogue", DIALOGUES, ids=lambda d: d.name)
+def test_variant_dialogue(dialogue: Dialogue, packs) -> None:
+    from intelligence.compliance.rules import SCENARIO_RULES
+
+    engine = ComplianceEngine(packs, session_id=dialogue.name, language=dialogue.language)
+    findings = engine.run(_events(dialogue))
+    got = set()
+    for f in findings:
+        rule = engine.rule(f.rule_id)
+        if rule is None or rule.maps_to is None:
+            continue
+        turn = int(f.evidence[0].segment_id[1:].split(".")[0]) if f.evidence[0].segment_id.startswith("t") else -1
+        got.add((rule.maps_to, -1 if SCENARIO_RULES[rule.maps_to] == "absent" else turn))
+    want = {(r, -1 if SCENARIO_RULES[r] == "absent" else t) for r, t in dialogue.expected}
+    assert got == want, f"missing {sorted(want - got)}, unexpected {sorted(got - want)}"
