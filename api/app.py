@@ -43,6 +43,10 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
             for server in reversed(state.servers):
                 with contextlib.suppress(Exception):
                     await server.stop()
+            gateway = getattr(app.state, "taps_webrtc", None)  # created on the first WebRTC offer
+            if gateway is not None:
+                with contextlib.suppress(Exception):
+                    await gateway.close_all()
             await state.runtime.aclose()
 
     app = FastAPI(title="harken", version="0.1.0", lifespan=lifespan)
