@@ -28,9 +28,11 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from pipelines.enrich import enricher_factories
+        from pipelines.enrich import enricher_factories, warm_up
 
         state.runtime = build_runtime(settings, enrichers=enricher_factories(settings, state))
+        if "enrichment" in state.extras:
+            await warm_up(state.extras["enrichment"])
         interrupted = await asyncio.to_thread(state.runtime.store.mark_interrupted)
         if interrupted:
             log.warning("%d sessions were left live by a previous run; marked ended (server_restart)", interrupted)
@@ -48,6 +50,8 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
                 with contextlib.suppress(Exception):
                     await gateway.close_all()
             await state.runtime.aclose()
+            if "enrichment" in state.extras:
+                state.extras["enrichment"].close()
 
     app = FastAPI(title="harken", version="0.1.0", lifespan=lifespan)
     app.state.harken = state

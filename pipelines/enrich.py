@@ -1,12 +1,291 @@
-"""Per-session enrichment stages wired from settings: classifiers, compliance, alerts (added as they land)."""
+"""Enrichment of live sessions: text classifiers, voice emotion, escalation alerts and compliance rules.
+
+Shared per app (`EnrichmentResources`): the model weights and their executors. Text classification of utterances
+from all sessions is micro-batched on one worker thread; voice emotion runs on another; compliance rules run in
+worker threads too (pinyin and fuzzy matching cost milliseconds). Per session (`SessionEnricher`): the call's
+state (compliance engine, rolling moods, per-call voice normalisation).
+
+For each final caption: compliance rules (findings become `finding` and `alert` events at once). For each
+utterance (a channel's finals between pauses): intent, emotion and sentiment of the text, voice emotion of the
+audio, fused into the speaker's rolling mood; an escalation alert when a customer turns and stays negative.
+Spoken card data found by the PCI rules is redacted in the stored transcript and muted in the stored audio.
+A failure of any of this degrades the session (counted in its stats) and never stops the captions.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipelines.session import EnricherFactory
+from intelligence.types import Alert, Annotation, Finding, Severity, TranscriptEvent
+from pipelines.batching import BatchingExecutor, Overloaded
+from pipelines.session import EnricherFactory, LiveSession, Utterance
 from pipelines.settings import HarkenSettings
 
+log = logging.getLogger(__name__)
 
-def enricher_factories(settings: HarkenSettings, app_state: Any = None) -> list[EnricherFactory]:
-    return []
+PCI_RULES = ("pci_card_number_spoken", "pci_cvv_spoken")
+
+
+@dataclass
+class EnrichmentResources:
+    """Models and executors shared by all sessions of one app (loaded lazily, in worker threads)."""
+
+    settings: HarkenSettings
+    _text: Any = None
+    _voice: Any = None
+    _packs: list[Any] | None = None
+    _text_exec: BatchingExecutor | None = None
+    _voice_exec: BatchingExecutor | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    load_errors: dict[str, str] = field(default_factory=dict)
+
+    # -- loading (blocking: call in a thread) --------------------------------------------------------------
+    def text_classifier(self):
+        with self._lock:
+            if self._text is None and "text" not in self.load_errors:
+                try:
+                    from models.classifiers.facade import ClassifierSetConfig, TextClassifierSet
+
+                    cfg = ClassifierSetConfig(custom_intents=self.settings.custom_intents, intra_op_threads=1)
+                    clf = TextClassifierSet(cfg)
+                    clf.load()
+                    self._text = clf
+                    self._text_exec = BatchingExecutor(self._classify_batch, name="text-classifiers")
+                except Exception as exc:  # missing weights etc.: run without, say so once
+                    self.load_errors["text"] = repr(exc)
+                    log.exception("text classifiers unavailable; sessions run without them")
+            return self._text
+
+    def voice_classifier(self):
+        with self._lock:
+            if self._voice is None and "voice" not in self.load_errors:
+                try:
+                    from models.voice_emotion.classifier import VoiceEmotionClassifier
+
+                    self._voice = VoiceEmotionClassifier.from_packaged()
+                    self._voice_exec = BatchingExecutor(self._voice_batch, name="voice-emotion", max_batch=8)
+                except Exception as exc:
+                    self.load_errors["voice"] = repr(exc)
+                    log.exception("voice emotion unavailable; sessions run without it")
+            return self._voice
+
+    def packs(self) -> list[Any]:
+        with self._lock:
+            if self._packs is None:
+                from intelligence.compliance.loader import BUILTIN_PACKS, load_packs
+
+                names = [p for p in self.settings.policy_packs.split(",") if p.strip()] or list(BUILTIN_PACKS)
+                self._packs = load_packs(names)  # raises PolicyError with file:line at start-up
+            return self._packs
+
+    def packs_for(self, names: Sequence[str]) -> list[Any]:
+        if not names:
+            return self.packs()
+        from intelligence.compliance.loader import load_packs
+
+        return load_packs(names)
+
+    # -- batch functions (worker threads) ------------------------------------------------------------------
+    def _classify_batch(self, items: Sequence[tuple[str, str]]) -> list[Any]:
+        out: list[Any] = [None] * len(items)
+        by_lang: dict[str, list[int]] = {}
+        for i, (_text, lang) in enumerate(items):
+            by_lang.setdefault(lang, []).append(i)
+        for lang, idx in by_lang.items():
+            results = self._text.classify_detailed([items[i][0] for i in idx], lang)
+            for i, r in zip(idx, results, strict=True):
+                out[i] = r
+        return out
+
+    def _voice_batch(self, items: Sequence[tuple[Any, Any]]) -> list[Any]:
+        return [self._voice.classify(pcm, 16000, call_stats=stats) for pcm, stats in items]
+
+    async def classify_text(self, text: str, language: str):
+        if self._text_exec is None:
+            return None
+        return await self._text_exec.submit((text, language))
+
+    async def classify_voice(self, pcm, stats):
+        if self._voice_exec is None:
+            return None
+        return await self._voice_exec.submit((pcm, stats))
+
+    def close(self) -> None:
+        for ex in (self._text_exec, self._voice_exec):
+            if ex is not None:
+                ex.close()
+
+
+class SessionEnricher:
+    """One session's enrichment state."""
+
+    def __init__(self, session: LiveSession, res: EnrichmentResources, engine: Any) -> None:
+        from intelligence.escalation import EscalationTracker
+
+        self.res = res
+        self.engine = engine
+        self._engine_lock = asyncio.Lock()
+        self.escalation = EscalationTracker(session.session_id)
+        self._voice_stats: dict[int, Any] = {}
+        self._redacted: set[str] = set()
+        self._utterance_segments: dict[str, list[str]] = {}  # utterance id -> its finals' segment ids
+
+    # -- compliance ----------------------------------------------------------------------------------------
+    async def _engine_call(self, fn, *args) -> list[Finding]:
+        if self.engine is None:
+            return []
+        async with self._engine_lock:
+            return await asyncio.to_thread(fn, *args)
+
+    async def on_final(self, session: LiveSession, event: TranscriptEvent) -> None:
+        # Rules read whole utterances (see on_utterance): streaming finals are fragments of a few words.
+        return None
+
+    async def _publish_findings(self, session: LiveSession, findings: list[Finding]) -> None:
+        for f in findings:
+            rule = self.engine.rule(f.rule_id) if self.engine else None
+            payload = f.to_dict()
+            payload["maps_to"] = getattr(rule, "maps_to", None)
+            await session.emit(payload)
+            if f.severity in (Severity.HIGH, Severity.MEDIUM):
+                alert = Alert(session.session_id, "compliance", f.severity, f.message, f.at_s,
+                              {"rule_id": f.rule_id, "pack": f.pack, "maps_to": payload["maps_to"],
+                               "segment_ids": [e.segment_id for e in f.evidence]})
+                await session.emit(alert.to_dict())
+            if payload["maps_to"] in PCI_RULES or f.rule_id.startswith("pci"):
+                await self._redact(session, f)
+
+    async def _redact(self, session: LiveSession, finding: Finding) -> None:
+        """Redact card data in the evidence segments (stored history) and mute it in the stored audio."""
+        from intelligence.compliance.pci import redact_text, redaction_time_spans
+
+        targets = {sid for e in finding.evidence for sid in self._utterance_segments.get(e.segment_id, [e.segment_id])}
+        targets -= self._redacted
+        for ev in session.history:
+            if ev.get("type") not in ("transcript", "utterance") or ev.get("segment_id") not in targets:
+                continue
+            from pipelines.offline import to_transcript_event
+
+            tev = to_transcript_event(ev)
+            red_text, spans = redact_text(tev.text)
+            mute = redaction_time_spans(tev)
+            if not spans and finding.evidence:
+                # digits split over segments: mute the evidence span and mask digits in this segment
+                red_text = "".join("#" if ch.isdigit() else ch for ch in tev.text)
+                mute = [(tev.start_s, tev.end_s)]
+            redacted_words = [{**w, "text": "".join("#" if c.isdigit() else c for c in w["text"])}
+                              for w in ev.get("words", [])]
+            new = {**ev, "text": red_text, "words": redacted_words, "redacted": True}
+            ev.clear()
+            ev.update(new)
+            await asyncio.to_thread(session.manager.sink.store.replace_event_payload, session.session_id,
+                                    new["seq"], new)
+            if session.recorder is not None:
+                for start_s, end_s in mute:
+                    session.recorder.mute(start_s, end_s)
+            self._redacted.add(tev.segment_id)
+            await session.emit({"type": "redaction", "segment_id": tev.segment_id, "channel": tev.channel,
+                                "text": red_text, "reason": finding.rule_id})
+
+    # -- utterance-level classifiers -----------------------------------------------------------------------
+    async def on_utterance(self, session: LiveSession, utt: Utterance) -> None:
+        from intelligence.escalation import UtteranceAffect
+        from intelligence.fusion import TextAffect
+
+        self._utterance_segments[utt.segment_id] = [s.segment_id for s in utt.segments]
+        if self.engine is not None:
+            await self._publish_findings(session, await self._engine_call(self.engine.on_transcript, utt.to_event()))
+        text = utt.text
+        language = utt.language or session.config.language
+        text_res = None
+        voice_res = None
+        try:
+            text_res = await self.res.classify_text(text, language)
+        except Overloaded:
+            session.stats.enrichment_errors += 1
+        pcm = session.recent_audio[utt.channel].span(utt.start_s, utt.end_s)
+        if len(pcm):
+            stats = self._voice_stats.get(utt.channel)
+            if stats is None and self.res._voice is not None:
+                stats = self._voice_stats[utt.channel] = self.res._voice.new_call_stats()
+            try:
+                voice_res = await self.res.classify_voice(pcm, stats)
+            except Overloaded:
+                session.stats.enrichment_errors += 1
+        base = {"segment_ids": [s.segment_id for s in utt.segments], "speaker": utt.speaker,
+                "start_s": utt.start_s, "end_s": utt.end_s}
+        annotations: list[Annotation] = []
+        names = self.res._text.model_names if self.res._text is not None else {}
+        text_affect = None
+        if text_res is not None:
+            for task, (label, score) in text_res.summary().items():
+                annotations.append(Annotation(session.session_id, utt.segment_id, utt.channel, task, label,
+                                              float(score), names.get(task, task), dict(base)))
+            if text_res.sentiment is not None:
+                emo = text_res.emotion
+                text_affect = TextAffect(
+                    sentiment=text_res.sentiment[0], sentiment_score=float(text_res.sentiment[1]),
+                    emotion=emo.category if emo is not None else "neutral",
+                    emotion_score=float(emo.category_score) if emo is not None else 1.0,
+                )
+        if voice_res is not None:
+            ann = voice_res.to_annotation(session.session_id, utt.segment_id, utt.channel)
+            annotations.append(replace(ann, extra={**ann.extra, **base}))
+        for ann in annotations:
+            await session.emit(ann.to_dict())
+            findings = await self._engine_call(self.engine.on_annotation, ann) if self.engine else []
+            await self._publish_findings(session, findings)
+        update = self.escalation.observe(UtteranceAffect(
+            utt.segment_id, utt.speaker, utt.channel, utt.start_s, utt.end_s, text_affect,
+            voice_res.to_cue() if voice_res is not None else None,
+        ))
+        mood = update.mood
+        await session.emit({"type": "mood", "speaker": mood.speaker, "channel": utt.channel,
+                            "segment_id": utt.segment_id, "at_s": utt.end_s,
+                            "valence": round(update.fused.valence, 3), "emotion": update.fused.emotion,
+                            "rolling_valence": round(mood.rolling_valence, 3), "state": mood.state})
+        for alert in update.alerts:
+            await session.emit(alert.to_dict())
+
+    async def finish(self, session: LiveSession) -> None:
+        if self.engine is None:
+            return
+        findings = await self._engine_call(self.engine.finish, None)
+        await self._publish_findings(session, findings)
+
+
+def enricher_factories(settings: HarkenSettings, app_state: Any = None,
+                       resources: EnrichmentResources | None = None) -> list[EnricherFactory]:
+    """The per-session enricher factory for these settings (empty when enrichment is off)."""
+    if not settings.classifiers and not settings.compliance:
+        return []
+    res = resources or EnrichmentResources(settings)
+    if app_state is not None:
+        app_state.extras["enrichment"] = res
+
+    def make(session: LiveSession) -> SessionEnricher:
+        engine = None
+        if settings.compliance:
+            from intelligence.compliance.engine import ComplianceEngine
+
+            packs = res.packs_for(session.config.policy_packs)
+            roles = dict(enumerate(session.config.channel_names))
+            engine = ComplianceEngine(packs, session_id=session.session_id, language=session.config.language,
+                                      channel_roles=roles)
+        return SessionEnricher(session, res, engine)
+
+    return [make]
+
+
+async def warm_up(res: EnrichmentResources) -> None:
+    """Load models and packs in worker threads (at app start, so the first call does not wait)."""
+    if res.settings.classifiers:
+        await asyncio.to_thread(res.text_classifier)
+        await asyncio.to_thread(res.voice_classifier)
+    if res.settings.compliance:
+        await asyncio.to_thread(res.packs)

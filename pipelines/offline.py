@@ -78,11 +78,16 @@ def finals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in events if e.get("type") == "transcript" and e.get("kind") == "final"]
 
 
+def utterances(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The utterance events (a channel's finals between pauses, merged), in emission order."""
+    return [e for e in events if e.get("type") == "utterance"]
+
+
 def to_transcript_event(d: dict[str, Any]) -> TranscriptEvent:
     from intelligence.types import Word
 
     return TranscriptEvent(
-        session_id=d["session_id"], kind=d["kind"], segment_id=d["segment_id"], channel=d["channel"],
+        session_id=d["session_id"], kind=d.get("kind", "final"), segment_id=d["segment_id"], channel=d["channel"],
         speaker=d["speaker"], start_s=d["start_s"], end_s=d["end_s"], text=d["text"],
         words=tuple(Word(**w) for w in d.get("words", [])), language=d.get("language", ""),
         model=d.get("model", ""), emitted_at=d.get("emitted_at", 0.0), media_clock_s=d.get("media_clock_s", 0.0),
@@ -96,14 +101,17 @@ def transcribe_call(
     channel_names: tuple[str, ...] = ("agent", "customer"),
     settings: Any = None,
 ) -> list[TranscriptEvent]:
-    """Final caption events for each channel of a recorded call (blocking; runs its own event loop).
+    """The call's transcript per channel as utterance-level final events (blocking; runs its own loop).
 
-    For one-off use (batch audit, compliance eval): builds a runtime with an in-memory store.
+    Each event is one utterance (a channel's streaming finals between VAD pauses, merged; its segment_id is that
+    of its last final): exactly what the live compliance engine is fed. For one-off use (batch audit,
+    compliance eval): builds a runtime with an in-memory store and no enrichment.
     """
     from pipelines.runtime import build_runtime
     from pipelines.settings import HarkenSettings
 
-    s = settings or HarkenSettings(database_url="sqlite://", store_audio=False)
+    s = settings or HarkenSettings(database_url="sqlite://", store_audio=False, classifiers=False,
+                                   compliance=False)
     audio = read_audio(path)
 
     async def run() -> list[TranscriptEvent]:
@@ -112,7 +120,7 @@ def transcribe_call(
             names = channel_names if audio.channels == len(channel_names) else default_channel_names(
                 audio.channels)
             _sid, events = await replay(rt.manager, audio, language=language, channel_names=names)
-            return [to_transcript_event(e) for e in finals(events)]
+            return [to_transcript_event(e) for e in utterances(events)]
         finally:
             await rt.aclose()
 

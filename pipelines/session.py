@@ -42,14 +42,65 @@ from pipelines.sink import PersistenceSink
 log = logging.getLogger(__name__)
 
 Overflow = Literal["block", "drop_oldest"]
+MAX_UTTERANCE_S = 20.0  # a monologue without pauses is handed to enrichment in pieces of about this length
 _EOS = object()
 
 
+@dataclass(frozen=True)
+class Utterance:
+    """The finals of one channel between two VAD pauses: what classifiers and escalation look at."""
+
+    channel: int
+    speaker: str
+    segments: tuple[TranscriptEvent, ...]
+
+    @property
+    def text(self) -> str:
+        from intelligence.captions import plain_text
+
+        return plain_text([{"start_s": s.start_s, "text": s.text} for s in self.segments])
+
+    @property
+    def start_s(self) -> float:
+        return self.segments[0].start_s
+
+    @property
+    def end_s(self) -> float:
+        return self.segments[-1].end_s
+
+    @property
+    def segment_id(self) -> str:
+        """The utterance is identified by its last segment (annotations attach there)."""
+        return self.segments[-1].segment_id
+
+    @property
+    def language(self) -> str:
+        return self.segments[-1].language
+
+    def to_event(self) -> TranscriptEvent:
+        """The utterance as one final transcript event (id of its last segment, all its words)."""
+        last = self.segments[-1]
+        return TranscriptEvent(
+            session_id=last.session_id, kind="final", segment_id=last.segment_id, channel=self.channel,
+            speaker=self.speaker, start_s=self.start_s, end_s=self.end_s, text=self.text,
+            words=tuple(w for s in self.segments for w in s.words), language=last.language, model=last.model,
+            emitted_at=last.emitted_at, media_clock_s=last.media_clock_s,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.to_event().to_dict()
+        d["type"] = "utterance"
+        d["segment_ids"] = [s.segment_id for s in self.segments]
+        return d
+
+
 class Enricher(Protocol):
-    """A per-session stage that reacts to durable events (classifiers, compliance, alerts)."""
+    """A per-session stage that reacts to captions (classifiers, compliance, alerts).
+
+    Called in order from the channel's task; must not block the loop (model work goes to executors)."""
 
     async def on_final(self, session: LiveSession, event: TranscriptEvent) -> None: ...
-    async def on_event(self, session: LiveSession, event: dict[str, Any]) -> None: ...
+    async def on_utterance(self, session: LiveSession, utterance: Utterance) -> None: ...
     async def finish(self, session: LiveSession) -> None: ...
 
 
@@ -109,6 +160,7 @@ class LiveSession:
         )
         self.audio_path: Path | None = None
         self.recent_audio = [AudioRing(60.0) for _ in config.channel_names]
+        self._open_utterance: list[list[TranscriptEvent]] = [[] for _ in config.channel_names]
         self.enrichers: list[Enricher] = [f(self) for f in manager.enricher_factories]
         self._tasks = [asyncio.create_task(self._channel_loop(i), name=f"{session_id}-ch{i}")
                        for i in range(config.num_channels)]
@@ -183,7 +235,8 @@ class LiveSession:
         if durable:
             await self.manager.sink.put(self.session_id, event["seq"], event)
 
-    async def _emit_transcripts(self, events: list[TranscriptEvent]) -> None:
+    async def _emit_transcripts(self, events: list[TranscriptEvent], utterance_end: bool = False,
+                                channel: int | None = None) -> None:
         for ev in events:
             if ev.kind == "final":
                 self.stats.finals += 1
@@ -191,12 +244,25 @@ class LiveSession:
                 self.stats.partials += 1
             await self.emit(ev.to_dict())
             if ev.kind == "final":
+                self._open_utterance[ev.channel].append(ev)
                 for enricher in self.enrichers:
-                    try:
-                        await enricher.on_final(self, ev)
-                    except Exception:  # enrichment degrades the session, never drops the call
-                        self.stats.enrichment_errors += 1
-                        log.exception("enricher failed on a final segment (session %s)", self.session_id)
+                    await self._safely(enricher.on_final(self, ev))
+        if channel is not None:
+            pending = self._open_utterance[channel]
+            long_enough = pending and pending[-1].end_s - pending[0].start_s >= MAX_UTTERANCE_S
+            if pending and (utterance_end or long_enough):
+                utt = Utterance(channel, pending[0].speaker, tuple(pending))
+                self._open_utterance[channel] = []
+                await self.emit(utt.to_dict())
+                for enricher in self.enrichers:
+                    await self._safely(enricher.on_utterance(self, utt))
+
+    async def _safely(self, coro) -> None:
+        try:
+            await coro
+        except Exception:  # enrichment degrades the session, never drops the call
+            self.stats.enrichment_errors += 1
+            log.exception("enrichment failed (session %s)", self.session_id)
 
     # -- processing ----------------------------------------------------------------------------------------
     async def _channel_loop(self, channel: int) -> None:
@@ -249,7 +315,7 @@ class LiveSession:
                 if res is None:
                     continue
                 job, hyp = res
-                await self._emit_transcripts(ct.apply(job, hyp))
+                await self._emit_transcripts(ct.apply(job, hyp), job.final, ct.channel)
 
         while True:
             data, eos = await self._drain(q)
@@ -291,7 +357,7 @@ class LiveSession:
                 break
             job, hyp = res
             free_s = issued_s + hyp.decode_s
-            await self._emit_transcripts(ct.apply(job, hyp, media_clock_s=free_s))
+            await self._emit_transcripts(ct.apply(job, hyp, media_clock_s=free_s), job.final, ct.channel)
         return free_s
 
     async def _flush_channel(self, ct: ChannelTranscriber) -> None:
@@ -300,7 +366,8 @@ class LiveSession:
             if res is None:
                 break
             job, hyp = res
-            await self._emit_transcripts(ct.apply(job, hyp))
+            await self._emit_transcripts(ct.apply(job, hyp), job.final, ct.channel)
+        await self._emit_transcripts([], True, ct.channel)  # close a trailing open utterance
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def close(self, reason: str = "normal") -> None:
@@ -319,11 +386,7 @@ class LiveSession:
             if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
                 log.error("session %s channel task ended with %r", self.session_id, r)
         for enricher in self.enrichers:
-            try:
-                await enricher.finish(self)
-            except Exception:
-                self.stats.enrichment_errors += 1
-                log.exception("enricher failed at session end (session %s)", self.session_id)
+            await self._safely(enricher.finish(self))
         for ct in self.transcribers:
             self.stats.decodes += ct.decodes
             self.stats.discarded_hypotheses += ct.discarded_hypotheses

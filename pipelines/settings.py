@@ -37,7 +37,9 @@ class HarkenSettings(BaseSettings):
     sip_port: int | None = None
     audiosocket_port: int | None = None
     # Enrichment
-    classifiers: bool = True
+    classifiers: bool = True  # intent, emotion, sentiment, voice emotion, escalation alerts
+    compliance: bool = True  # policy-pack rules on every session
+    custom_intents: Path | None = None  # YAML of custom intents with example phrases (any language)
     policy_packs: str = ""  # comma-separated pack names applied to every session unless the client names some
     webhook_url: str | None = None
 
