@@ -18,6 +18,7 @@ from starlette.websockets import WebSocketState
 from pipelines.taps.audiohook import AudioHookTap
 from pipelines.taps.audiohook_auth import SignatureError, verify_request
 from pipelines.taps.freeswitch import FreeSwitchForkTap
+from pipelines.taps.metrics import TapMetrics
 from pipelines.taps.twilio import TwilioMediaStreamTap
 
 logger = logging.getLogger("harken.taps")
@@ -69,7 +70,9 @@ def build_router() -> APIRouter:
     @router.websocket("/v1/taps/twilio")
     async def twilio_media_stream(websocket: WebSocket) -> None:
         await websocket.accept()
-        tap = TwilioMediaStreamTap(_state(websocket).manager, StarletteTransport(websocket))
+        tap = TwilioMediaStreamTap(
+            _state(websocket).manager, StarletteTransport(websocket), metrics=_tap_metrics(websocket)
+        )
         await tap.run()
 
     @router.websocket("/v1/taps/freeswitch")
@@ -80,7 +83,9 @@ def build_router() -> APIRouter:
         )
         await websocket.accept(subprotocol=subprotocol)
         query = {k: v for k, v in websocket.query_params.items()}
-        tap = FreeSwitchForkTap(_state(websocket).manager, StarletteTransport(websocket), query=query)
+        tap = FreeSwitchForkTap(
+            _state(websocket).manager, StarletteTransport(websocket), query=query, metrics=_tap_metrics(websocket)
+        )
         await tap.run()
 
     @router.websocket("/v1/taps/audiohook")
@@ -104,6 +109,7 @@ def build_router() -> APIRouter:
             StarletteTransport(websocket),
             session_header_id=headers.get("audiohook-session-id", ""),
             organization_id=headers.get("audiohook-organization-id", ""),
+            metrics=_tap_metrics(websocket),
         )
         await tap.run()
 
@@ -131,6 +137,23 @@ def build_router() -> APIRouter:
         return JSONResponse(answer)
 
     return router
+
+
+def _tap_metrics(websocket: WebSocket) -> TapMetrics:
+    """The WebSocket taps' counters for this app, created on first use.
+
+    It is put in `state.servers` too: the app's Prometheus collector yields `metrics()` of every object there
+    (and the lifespan's `stop()` on it is a no-op), so /metrics shows these counters with no other wiring.
+    """
+    state = websocket.app.state
+    metrics = getattr(state, "taps_metrics", None)
+    if metrics is None:
+        metrics = TapMetrics("harken_tap_ws")
+        state.taps_metrics = metrics
+        servers = getattr(state.harken, "servers", None)
+        if isinstance(servers, list):
+            servers.append(metrics)
+    return metrics
 
 
 def _webrtc_gateway(request: Request) -> Any:

@@ -175,6 +175,7 @@ class AudioHookTap(WebSocketTap):
         elif msg_type == "dtmf":
             digit = str(params.get("digit", ""))[:1]
             ch = CUSTOMER_CHANNEL if CUSTOMER_CHANNEL in self.wire_to_session else self.wire_to_session[0]
+            self.channel_stats(ch).dtmf_events += 1
             await self.session.record_event(
                 "dtmf",
                 {

@@ -16,9 +16,11 @@ import asyncio
 import contextlib
 import struct
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from pipelines.config import SessionConfig
 from pipelines.taps.base import (
@@ -30,6 +32,7 @@ from pipelines.taps.base import (
     logger,
     pcm_bytes,
 )
+from pipelines.taps.metrics import TapMetrics
 from pipelines.taps.stats import StreamStats
 
 KIND_HANGUP = 0x00
@@ -135,6 +138,9 @@ class AudioSocketServer:
         self._connections: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.stopping = False
+        self.tap_metrics = TapMetrics("harken_audiosocket")
+        self.connections_total = 0
+        self.protocol_errors = 0
 
     @property
     def port(self) -> int:
@@ -142,6 +148,16 @@ class AudioSocketServer:
         if self._server is None:
             raise RuntimeError("server not started")
         return int(self._server.sockets[0].getsockname()[1])
+
+    def metrics(self) -> Iterator[Metric]:
+        """Prometheus families: per-stream counters (`harken_audiosocket_*{tap="audiosocket"}`), connections."""
+        yield from self.tap_metrics.families()
+        yield CounterMetricFamily("harken_audiosocket_connections", "AudioSocket connections accepted",
+                                  value=self.connections_total)
+        yield GaugeMetricFamily("harken_audiosocket_connections_active", "AudioSocket connections open",
+                                value=len(self._connections))
+        yield CounterMetricFamily("harken_audiosocket_protocol_errors", "Connections ended for a protocol error",
+                                  value=self.protocol_errors)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_connection, self._host, self._port)
@@ -166,9 +182,14 @@ class AudioSocketServer:
         assert task is not None
         self._connections.add(task)
         self._writers.add(writer)
+        self.connections_total += 1
+        call = _AudioSocketCall(self, reader, writer)
+        self.tap_metrics.stream_started("audiosocket", call.stats)
         try:
-            await _AudioSocketCall(self, reader, writer).run()
+            await call.run()
         finally:
+            self.tap_metrics.stream_ended(call.stats)
+            self.protocol_errors += call.reason == "protocol_error"
             self._connections.discard(task)
             self._writers.discard(writer)
             writer.close()
@@ -203,6 +224,7 @@ class _AudioSocketCall:
                 )
             )
             self.rate = RateAdapter(rate_hz)
+            self.server.tap_metrics.stream_started("audiosocket", self.stats, self.session.session_id)
         return self.session
 
     async def run(self) -> None:

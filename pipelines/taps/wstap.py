@@ -21,6 +21,7 @@ from pipelines.taps.base import (
     TapSession,
     logger,
 )
+from pipelines.taps.metrics import TapMetrics
 from pipelines.taps.stats import StreamStats
 
 CLOSE_INVALID_PAYLOAD = 1007
@@ -44,8 +45,10 @@ class WebSocketTap:
         transport: MessageTransport,
         idle_timeout_s: float = 30.0,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        metrics: TapMetrics | None = None,
     ) -> None:
         self.manager = manager
+        self.metrics = metrics
         self.transport = transport
         self.idle_timeout_s = idle_timeout_s
         self.max_message_bytes = max_message_bytes
@@ -80,7 +83,10 @@ class WebSocketTap:
             await self.close_transport(exc.close_code, str(exc))
         except asyncio.CancelledError:
             self.end_reason = "server_shutdown"
-            await self.finish_session()
+            try:
+                await self.finish_session()
+            finally:
+                self._release_metrics()
             raise
         except SessionClosed:
             # The pipeline ended the session (shutdown, an operator, a fatal stage error): tell the peer we are done.
@@ -93,6 +99,7 @@ class WebSocketTap:
             await self.close_transport(CLOSE_INTERNAL_ERROR, "internal error")
         await self.finish_session()
         await self.close_transport(CLOSE_NORMAL, "")
+        self._release_metrics()
 
     async def on_text(self, text: str) -> None:
         raise TapProtocolError("unexpected text message", 1003)
@@ -119,9 +126,17 @@ class WebSocketTap:
         return self.session
 
     def channel_stats(self, channel: int) -> StreamStats:
-        if channel not in self.stats:
-            self.stats[channel] = StreamStats(channel=channel)
-        return self.stats[channel]
+        st = self.stats.get(channel)
+        if st is None:
+            st = self.stats[channel] = StreamStats(channel=channel)
+        if self.metrics is not None:  # (re)labels the stream with the session once there is one
+            self.metrics.stream_started(self.tap_name, st, self.session.session_id if self.session else "")
+        return st
+
+    def _release_metrics(self) -> None:
+        if self.metrics is not None:
+            for st in self.stats.values():
+                self.metrics.stream_ended(st)
 
     async def finish_session(self) -> None:
         if self.session is None:

@@ -18,8 +18,11 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from pipelines.config import SessionConfig
 from pipelines.taps.base import (
@@ -31,6 +34,7 @@ from pipelines.taps.base import (
     logger,
 )
 from pipelines.taps.media import RtpStreamReceiver, StreamFormat
+from pipelines.taps.metrics import TapMetrics
 from pipelines.taps.sip.message import (
     SipMessage,
     SipParseError,
@@ -156,6 +160,9 @@ class SipServer:
         self._tcp_tasks: set[asyncio.Task[Any]] = set()
         self._tcp_writers: set[asyncio.StreamWriter] = set()
         self.malformed_messages = 0
+        self.calls_total = 0
+        self.calls_refused = 0
+        self.tap_metrics = TapMetrics("harken_sip_rtp")
         self._ip = self.config.advertised_ip or (
             self.config.host if self.config.host not in ("0.0.0.0", "::", "") else _guess_ip()
         )
@@ -169,6 +176,16 @@ class SipServer:
     @property
     def active_calls(self) -> int:
         return sum(1 for c in self._calls.values() if not c.ended)
+
+    def metrics(self) -> Iterator[Metric]:
+        """Prometheus families: per-RTP-stream counters (`harken_sip_rtp_*{tap="sip"|"siprec"}`) and calls."""
+        yield from self.tap_metrics.families()
+        yield CounterMetricFamily("harken_sip_calls", "SIP/SIPREC calls answered", value=self.calls_total)
+        yield GaugeMetricFamily("harken_sip_calls_active", "SIP/SIPREC calls in progress", value=self.active_calls)
+        yield CounterMetricFamily("harken_sip_calls_refused", "INVITEs refused at capacity or without media ports",
+                                  value=self.calls_refused)
+        yield CounterMetricFamily("harken_sip_malformed_messages", "SIP messages dropped as malformed",
+                                  value=self.malformed_messages)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -388,6 +405,7 @@ class SipServer:
                 )
             )
         except CapacityExceeded:
+            self.calls_refused += 1
             call.ended = True
             self._calls.pop(req.call_id, None)
             reply(
@@ -397,6 +415,7 @@ class SipServer:
         try:
             ports = await self._open_legs(call, sdp, formats, stream_channel)
         except OSError:
+            self.calls_refused += 1
             logger.warning("sip: no free RTP ports for %d streams", len(stream_channel))
             await self._end_call(call, "no_media_ports")
             reply(build_response(req, 503, to_tag=to_tag, reason="No Media Ports", source=src).to_bytes())
@@ -407,6 +426,7 @@ class SipServer:
         )
         call.last_invite_response = resp.to_bytes()
         reply(call.last_invite_response)
+        self.calls_total += 1
         call.watchdog = asyncio.ensure_future(self._watch_media(call))
 
     async def _on_reinvite(
@@ -595,9 +615,11 @@ class SipServer:
                         leg.transport.close()
                 continue
             call.legs = [None] * len(sdp.media)
+            tap = call.session.config.source  # "siprec" or "sip"
             for k, i in enumerate(wanted):
                 legs[k].task = asyncio.ensure_future(legs[k].consume())
                 call.legs[i] = legs[k]
+                self.tap_metrics.stream_started(tap, legs[k].receiver.stats, call.session.session_id)
             call.formats = formats
             return [call.legs[i].port if call.legs[i] is not None else None for i in range(len(sdp.media))]  # type: ignore[union-attr]
         raise OSError("no free RTP port block")
@@ -623,6 +645,7 @@ class SipServer:
         for leg in call.legs:
             if leg is not None:
                 await leg.close()
+                self.tap_metrics.stream_ended(leg.receiver.stats)
         if call.session is not None:
             session, call.session = call.session, None
             try:
