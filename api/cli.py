@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "eval.classifiers_cli",
     "eval.voice_emotion_cli",
     "pipelines.taps.eval_cli",
+    "eval.taps_e2e_cli",
     "eval.compliance_cli",
 )
 
