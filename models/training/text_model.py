@@ -262,8 +262,12 @@ def quantise_word_embeddings(model: ClassifierModel) -> tuple[np.ndarray, np.nda
     return q, scale.astype(np.float32)
 
 
-def export_onnx(model: ClassifierModel, out_dir: Path, quantise: bool = True) -> Path:
-    """Write `encoder.onnx` (int8 dynamic-quantised MatMuls) and `word_embeddings.npz` into out_dir."""
+def export_onnx(model: ClassifierModel, out_dir: Path, quantise: bool = True, keep_fp32: Path | None = None) -> Path:
+    """Write `encoder.onnx` (MatMul weights int8, one scale per output channel) and `word_embeddings.npz`.
+
+    Per-channel scales keep the int8 model within a few tenths of a point of fp32 on validation data, where one
+    scale per tensor lost most of a point. `keep_fp32`: also keep the fp32 graph there (for comparisons).
+    """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -288,8 +292,13 @@ def export_onnx(model: ClassifierModel, out_dir: Path, quantise: bool = True) ->
     onnx.checker.check_model(str(fp32))
     final = out_dir / "encoder.onnx"
     if quantise:
-        quantize_dynamic(str(fp32), str(final), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
-        fp32.unlink()
+        quantize_dynamic(str(fp32), str(final), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                         per_channel=True)
+        if keep_fp32 is not None:
+            keep_fp32.parent.mkdir(parents=True, exist_ok=True)
+            fp32.replace(keep_fp32)
+        else:
+            fp32.unlink()
     else:
         fp32.replace(final)
     return final

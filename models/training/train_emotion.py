@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -96,6 +97,8 @@ def train_emotion(
         "thresholds": [0.5] * n_emo,
     }
     (out_dir / "labels.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    torch.save({k: v for k, v in model.state_dict().items() if "word_embeddings" not in k},
+               Path(tempfile.gettempdir()) / "harken_emotion_checkpoint.pt")
     tm.export_onnx(model, out_dir)
 
     # Thresholds are tuned on the exported int8 model's own probabilities.
