@@ -124,3 +124,19 @@ def test_split_at_pauses_and_utterance_order() -> None:
     assert [p.text for p in parts] == ["同意", "嗯是的"]
     agent = TranscriptEvent("s", "final", "a", 0, "agent", 12.0, 20.0, "请问您是否已经阅读并理解？")
     assert [e.text for e in utterances([ev, agent])] == ["同意", "请问您是否已经阅读并理解？", "嗯是的"]
+
+
+def test_script_must_be_read_to_its_coverage_threshold(packs) -> None:
+    """The mandated 以书面为准 prompt counts only when most of it is read, even through ASR homophones."""
+
+    def run(prompt: str) -> set[str]:
+        engine = ComplianceEngine(packs, language="zh")
+        lines = ["您好，我是民生银行理财经理赵磊，工号3391，本次销售全程录音录像。", prompt,
+                 "理财非存款，产品有风险，投资须谨慎。请您在这里签字。"]
+        events = [TranscriptEvent("s", "final", f"a{i}", 0, "agent", i * 10.0, i * 10.0 + 8, t)
+                  for i, t in enumerate(lines)]
+        return {f.rule_id for f in engine.run(events)}
+
+    assert "cn_written_terms_prompt_missing" not in run("如销售人员的口头承诺与书面材料不一致，以书面材料为准。")
+    assert "cn_written_terms_prompt_missing" not in run("如销售人员的口头成诺与书面才料不一致，以书面材料为准。")
+    assert "cn_written_terms_prompt_missing" in run("以书面为准。")

@@ -326,8 +326,10 @@ def _spec(kind: str, m: _Map) -> RuleSpec | None:
     if kind == "required_phrase":
         elements = _elements(m, "elements")
         event = m.str("event")
-        if bool(elements) == bool(event):
-            m.err(None, "a required_phrase rule needs exactly one of 'elements' or 'event'")
+        script = m.str("script", "") or ""
+        coverage = m.num("coverage", 0.8, lo=0.1, hi=1.0) or 0.8
+        if sum(map(bool, (elements, event, script))) != 1:
+            m.err(None, "a required_phrase rule needs exactly one of 'elements', 'event' or 'script'")
         min_elements = int(m.num("min_elements", 1, lo=1) or 1)
         if elements and min_elements > len(elements):
             m.err("min_elements", f"min_elements {min_elements} exceeds the {len(elements)} elements listed")
@@ -337,7 +339,7 @@ def _spec(kind: str, m: _Map) -> RuleSpec | None:
         if before_event and (within_turns or within_s):
             m.err("before_event", "use either a 'before_event' or a 'within_*' deadline, not both")
         return RequiredPhraseSpec(
-            _speaker(m), elements, min_elements, event,
+            _speaker(m), elements, min_elements, event, script, coverage,
             int(within_turns) if within_turns else None, within_s, before_event,
             m.str("only_if_event"), m.str("only_if_context"),
         )
@@ -352,7 +354,7 @@ def _spec(kind: str, m: _Map) -> RuleSpec | None:
         return ConfirmationSpec(
             m.strs("questions", required=True), m.strs("explicit", required=True), m.strs("weak_yes"),
             m.strs("hedges"), m.strs("negative"), m.strs("proceed"), m.str("proceed_event"),
-            m.num("min_gap_s", 0.8, lo=0) or 0.8,
+            m.num("min_gap_s", 0.8, lo=0) or 0.8, m.strs("backchannels"),
         )
     if kind == "card_number":
         return CardNumberSpec(_speaker(m, "any"), m.boolean("allow_unverified", True))

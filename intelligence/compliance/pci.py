@@ -155,8 +155,9 @@ def find_card_numbers(text: str, *, allow_unverified: bool = True) -> list[Sensi
     """Card numbers (PAN, 13-19 digits) spoken or written in `text`.
 
     A run passes if some span of whole pieces has 13-19 digits and a valid Luhn check digit. With
-    `allow_unverified`, a 15-16 digit run that fails Luhn still counts when the text talks about a card
-    (one misheard digit breaks Luhn, and a 16-digit number next to the word "card" is a card number).
+    `allow_unverified`, a 14-19 digit run starting like a card number (3-6) that fails Luhn still counts when
+    the text talks about a card: one misheard, dropped or doubled digit breaks Luhn, and a 16-digit number next
+    to the word "card" is a card number.
     """
     out: list[SensitiveSpan] = []
     has_card_context = CARD_CONTEXT_RE.search(text) is not None
@@ -176,7 +177,7 @@ def find_card_numbers(text: str, *, allow_unverified: bool = True) -> list[Sensi
             best = _long_piece_pan(run)
         if best is None and allow_unverified and has_card_context:
             total = "".join(p.digits for p in run)
-            if len(total) in (15, 16) and total[0] in "3456":
+            if 14 <= len(total) <= 19 and total[0] in "3456":
                 best = SensitiveSpan("pan", run[0].start, run[-1].end, total, False)
         if best is not None:
             out.append(best)

@@ -97,6 +97,8 @@ class ProhibitedPhraseSpec:
 class RequiredPhraseSpec:
     """A disclosure that must be said: inline `elements` or a named `event`.
 
+    A `script` is a mandated text that must be read in full: it counts as said once at least `coverage` of its
+    words (English) or syllables (Chinese, by sound) were said in order by the speaker (over two turns).
     Deadline: within the speaker's first `within_turns` turns or first `within_s` seconds (whichever is later),
     or before `before_event`; with neither, anywhere in the call. `only_if_event` / `only_if_context` make the
     requirement conditional (a risk disclosure is due only when a sale is concluded).
@@ -106,6 +108,8 @@ class RequiredPhraseSpec:
     elements: tuple[Element, ...] = ()
     min_elements: int = 1
     event: str | None = None
+    script: str = ""
+    coverage: float = 0.8
     within_turns: int | None = None
     within_s: float | None = None
     before_event: str | None = None
@@ -132,6 +136,7 @@ class ConfirmationSpec:
     proceed: tuple[str, ...]
     proceed_event: str | None = None
     min_gap_s: float = 0.8
+    backchannels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

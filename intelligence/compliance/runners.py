@@ -29,7 +29,7 @@ from intelligence.compliance.rules import (
     SilenceSpec,
 )
 from intelligence.compliance.state import CallState, Turn
-from intelligence.compliance.text import TextNormalizer
+from intelligence.compliance.text import NormText, TextNormalizer, fuzzy_parts
 from intelligence.types import Annotation, Evidence, Finding, TranscriptEvent
 
 
@@ -201,6 +201,8 @@ class RequiredPhraseRunner(Runner):
         assert isinstance(rule.spec, RequiredPhraseSpec)
         self.spec = rule.spec
         self.matchers = [_matcher(el.phrases, rule, normalizer, embedder) for el in self.spec.elements]
+        self.script_keys = _sound_keys(normalizer.normalize(self.spec.script)) if self.spec.script else []
+        self.best_coverage = 0.0
         self.hits: set[int] = set()
         self.satisfied = False
         self.done = False
@@ -212,6 +214,12 @@ class RequiredPhraseRunner(Runner):
             return
         turn = ctx.turn
         if not speaker_ok(self.spec.speaker, turn.speaker) or turn.nt is None:
+            return
+        if self.script_keys:
+            own = [t for t in self.state.turns[: turn.index + 1] if speaker_ok(self.spec.speaker, t.speaker)][-2:]
+            said = [k for t in own if t.nt is not None for k in _sound_keys(t.nt)]
+            self.best_coverage = max(self.best_coverage, _coverage(self.script_keys, said))
+            self.satisfied = self.best_coverage >= self.spec.coverage
             return
         nt = turn.nt
         for i, matcher in enumerate(self.matchers):
@@ -282,6 +290,24 @@ class RequiredPhraseRunner(Runner):
         return self._report()
 
 
+def _sound_keys(nt: NormText) -> list[str]:
+    """Comparison keys of a text's tokens: fuzzy pinyin for Chinese characters, the word for English."""
+    return [("".join(fuzzy_parts(t.pinyin)) if t.pinyin else t.text) for t in nt.tokens]
+
+
+def _coverage(script: Sequence[str], said: Sequence[str]) -> float:
+    """Share of the script's tokens said in order (longest common subsequence / script length)."""
+    if not script:
+        return 0.0
+    prev = [0] * (len(said) + 1)
+    for a in script:
+        cur = [0] * (len(said) + 1)
+        for j, b in enumerate(said, 1):
+            cur[j] = prev[j - 1] + 1 if a == b else max(prev[j], cur[j - 1])
+        prev = cur
+    return prev[-1] / len(script)
+
+
 class OrderedStepsRunner(Runner):
     """A step first heard after a later step already happened is reported at the late step."""
 
@@ -341,10 +367,16 @@ class ConfirmationRunner(Runner):
         self.hedges = _matcher(self.spec.hedges, rule, normalizer, None) if self.spec.hedges else None
         self.negative = _matcher(self.spec.negative, rule, normalizer, None) if self.spec.negative else None
         self.proceed = _matcher(self.spec.proceed, rule, normalizer, None) if self.spec.proceed else None
+        self.backchannels = (_matcher(self.spec.backchannels, rule, normalizer, None)
+                             if self.spec.backchannels else None)
         self.item: _Item | None = None
 
     def classify(self, turn: Turn) -> str:
-        """explicit | hedge | backchannel | other for a customer's reply turn."""
+        """explicit | hedge | backchannel | other for a customer's reply turn.
+
+        Only `backchannel` and `hedge` replies are violations when the agent proceeds; `other` (a question, or
+        words ASR garbled beyond recognition) never is, so a misrecognised "是的" does not raise a finding.
+        """
         nt = turn.nt
         if nt is None or not nt.tokens:
             return "backchannel"
@@ -354,8 +386,12 @@ class ConfirmationRunner(Runner):
             return "hedge"
         if self.explicit.find(nt) or (self.weak_yes and self.weak_yes.find(nt)):
             return "explicit"
-        if len(nt.tokens) <= 3 and not turn.text.rstrip().endswith(("?", "？")):
-            return "backchannel"
+        if self.backchannels:
+            covered: set[int] = set()
+            for m in self.backchannels.find(nt):
+                covered.update(i for i, t in enumerate(nt.tokens) if t.start >= m.start and t.end <= m.end)
+            if len(covered) == len(nt.tokens):
+                return "backchannel"
         return "other"
 
     def _proceed_phrase(self, ctx: SegmentContext) -> bool:
@@ -435,7 +471,10 @@ class ConfirmationRunner(Runner):
             item.agent_moved_on = False
             return []
         if self._proceeds(ctx):
-            return self._report_reply(item)
+            if item.replies[-1][1] in ("backchannel", "hedge"):
+                return self._report_reply(item)
+            self.item = None  # an unclear ("other") reply is not evidence of a missing confirmation
+            return []
         item.agent_moved_on = True
         return []
 
