@@ -33,7 +33,6 @@ from pipelines.session import LiveSession
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 10.0
-IDLE_TIMEOUT_S = 30.0
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -117,7 +116,7 @@ def build_router() -> APIRouter:
         forwarder = asyncio.create_task(_forward_events(ws, session))
         reason = "client_stop"
         try:
-            reason = await _receive_audio(ws, session, start)
+            reason = await _receive_audio(ws, session, start, state.settings.ws_idle_timeout_s)
         finally:
             await session.close(reason)
             if reason in ("client_stop", "idle_timeout"):
@@ -145,17 +144,17 @@ def _validation_message(exc: Exception) -> str:
     return str(exc)
 
 
-async def _receive_audio(ws: WebSocket, session: LiveSession, start: StartMessage) -> str:
+async def _receive_audio(ws: WebSocket, session: LiveSession, start: StartMessage, idle_timeout_s: float) -> str:
     """Pump frames into the session until stop, disconnect or idle timeout; returns the end reason."""
     from pipelines.taps.codecs import ulaw_decode
 
     frame_bytes = 2 * start.channels if start.encoding == "s16le" else start.channels
     while True:
         try:
-            msg = await asyncio.wait_for(ws.receive(), timeout=IDLE_TIMEOUT_S)
+            msg = await asyncio.wait_for(ws.receive(), timeout=idle_timeout_s)
         except TimeoutError:
             with contextlib.suppress(Exception):
-                await ws.send_json(_error("idle_timeout", f"no audio for {IDLE_TIMEOUT_S:.0f} s"))
+                await ws.send_json(_error("idle_timeout", f"no audio for {idle_timeout_s:g} s"))
             return "idle_timeout"
         except WebSocketDisconnect:
             return "client_disconnected"

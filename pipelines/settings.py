@@ -29,6 +29,7 @@ class HarkenSettings(BaseSettings):
     max_channels: int = 8
     store_audio: bool = True  # keep each session's audio (FLAC, card-data spans muted) under data_dir/audio
     # API
+    ws_idle_timeout_s: float = 30.0  # a streaming client silent this long is closed (its captions are kept)
     api_key: str | None = None  # when set, clients must send it (header X-API-Key or ?api_key=)
     # Taps
     audiohook_api_key: str | None = None

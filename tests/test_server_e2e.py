@@ -41,7 +41,7 @@ def _norm(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    settings = HarkenSettings(data_dir=tmp_path_factory.mktemp("harken"), max_channels=2)
+    settings = HarkenSettings(data_dir=tmp_path_factory.mktemp("harken"), max_channels=2, ws_idle_timeout_s=3.0)
     with running_server(settings) as base:
         yield base
 
@@ -204,6 +204,20 @@ async def test_malformed_frames_are_reported_and_the_session_goes_on(server, sha
     assert events[-1]["type"] == "session_end" and code == 1000
     finals = " ".join(e["text"] for e in events if e.get("type") == "transcript" and e["kind"] == "final")
     assert "fellow americans" in _norm(finals)
+
+
+async def test_a_client_that_stops_sending_is_closed_and_its_captions_kept(server, shared_data):
+    pcm = _jfk_16k(shared_data)[: 16000 * 2 * 5]
+    async with websockets.connect(ws_url(server, "/v1/stream")) as ws:
+        await ws.send(json.dumps({"type": "start", "sample_rate_hz": 16000, "language": "en"}))
+        sid = json.loads(await ws.recv())["session_id"]
+        await _send_audio(ws, pcm, speed=20)
+        events, code = await _expect_close(ws)  # we go quiet; the server gives up after 3 s
+    assert any(e["type"] == "error" and e["code"] == "idle_timeout" for e in events)
+    assert events[-1]["type"] == "session_end" and events[-1]["reason"] == "idle_timeout" and code == 1000
+    async with httpx.AsyncClient(base_url=server) as client:
+        segs = (await client.get(f"/v1/sessions/{sid}/transcript")).json()["segments"]
+    assert "fellow americans" in _norm(" ".join(s["text"] for s in segs))
 
 
 async def test_past_capacity_new_sessions_are_refused(server):
