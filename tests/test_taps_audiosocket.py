@@ -167,6 +167,52 @@ async def test_error_frame_capacity_and_shutdown() -> None:
     w3.close()
 
 
+async def test_paired_legs_of_one_call_uuid_become_agent_and_customer_channels() -> None:
+    manager = FakeManager()
+    server = await _server(manager, agent_port=0)
+    try:
+        call = load_call("dev_en_01", seconds=6)
+        agent, customer = call[:, 0], call[:, 1]
+        call_id = uuid.uuid4()
+        (r_c, w_c), (r_a, w_a) = (
+            await asyncio.open_connection("127.0.0.1", server.port),
+            await asyncio.open_connection("127.0.0.1", server.agent_listen_port),
+        )
+        for w in (w_c, w_a):
+            w.write(frame(0x01, call_id.bytes))
+        for i in range(0, agent.size, 160):  # both legs interleaved, as two snoop channels deliver them
+            w_a.write(frame(0x10, agent[i : i + 160].astype("<i2").tobytes()))
+            w_c.write(frame(0x10, customer[i : i + 160].astype("<i2").tobytes()))
+            if i == 160 * 50:
+                w_c.write(frame(0x03, b"4"))
+        # a second customer leg for the same call is refused; the call goes on
+        r_dup, w_dup = await asyncio.open_connection("127.0.0.1", server.port)
+        w_dup.write(frame(0x01, call_id.bytes))
+        await w_dup.drain()
+        assert await asyncio.wait_for(r_dup.read(), 3.0) == frame(0x00)
+        w_dup.close()
+        w_a.write(frame(0x00))  # the agent leg hangs up first: the session stays open for the customer leg
+        await w_a.drain()
+        await asyncio.wait_for(r_a.read(), 3.0)
+        assert [s.closed_reason for s in manager.sessions] == [None]
+        w_c.write(frame(0x00))
+        await w_c.drain()
+        (session,) = await manager.wait_closed(1)
+        await asyncio.wait_for(r_c.read(), 3.0)
+        for w in (w_a, w_c):
+            w.close()
+    finally:
+        await server.stop()
+    assert session.config.channel_names == ("agent", "customer") and session.closed_reason == "hangup"
+    assert session.metadata["call_id"] == str(call_id) and session.close_calls == 1
+    assert np.array_equal(session.samples(0), agent) and np.array_equal(session.samples(1), customer)
+    assert session.events_of("dtmf") == [{"digit": "4", "duration_ms": None, "channel": 1, "at_s": 1.02}]
+    roles = {s["role"]: s for e in session.events_of("tap_stats") for s in e["streams"]}
+    assert roles["agent"]["channel"] == 0 and roles["customer"]["channel"] == 1
+    assert roles["agent"]["packets_received"] == agent.size // 160 + 1  # audio + hangup
+    assert server.tap_metrics.live_streams == 0
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400))
 def test_parser_fuzz_never_crashes_and_round_trips(data: bytes) -> None:

@@ -8,22 +8,29 @@ One TCP connection is one call leg (the dialplan's `AudioSocket(uuid,host:port)`
 channel), so each connection becomes one session with one channel (its role is `channel_names`, default
 customer), opened at the first media frame so the session runs at the leg's rate. Media time follows the audio
 received, as AudioSocket carries no timestamps.
+
+Two-party calls: with `agent_port` set, the server also listens there for agent legs. Legs carrying the same
+call UUID, one on each port (e.g. an ARI app snooping both parties into externalMedia channels), become one
+session with channels ("agent", "customer"); it ends when the last of its legs has ended (a leg that connects
+after that starts a new session). A second leg of the same role for a live call UUID is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import struct
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from pipelines.config import SessionConfig
 from pipelines.taps.base import (
+    AGENT_CUSTOMER,
     CapacityExceeded,
     RateAdapter,
     SessionClosed,
@@ -126,15 +133,19 @@ class AudioSocketServer:
         language: str = "auto",
         idle_timeout_s: float = 30.0,
         uuid_timeout_s: float = 5.0,
+        agent_port: int | None = None,
     ) -> None:
         self._manager = manager
         self._host = host
         self._port = port
+        self._agent_port = agent_port
+        self._paired: dict[str, _PairedCall] = {}
         self._channel_names = channel_names[:1]
         self._language = language
         self._idle_timeout_s = idle_timeout_s
         self._uuid_timeout_s = uuid_timeout_s
         self._server: asyncio.base_events.Server | None = None
+        self._agent_server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.stopping = False
@@ -149,6 +160,18 @@ class AudioSocketServer:
             raise RuntimeError("server not started")
         return int(self._server.sockets[0].getsockname()[1])
 
+    @property
+    def paired(self) -> bool:
+        """Whether legs are paired into two-party sessions (an agent port is configured)."""
+        return self._agent_port is not None
+
+    @property
+    def agent_listen_port(self) -> int:
+        """The bound TCP port for agent legs (with `agent_port`)."""
+        if self._agent_server is None:
+            raise RuntimeError("no agent port")
+        return int(self._agent_server.sockets[0].getsockname()[1])
+
     def metrics(self) -> Iterator[Metric]:
         """Prometheus families: per-stream counters (`harken_audiosocket_*{tap="audiosocket"}`), connections."""
         yield from self.tap_metrics.families()
@@ -160,30 +183,42 @@ class AudioSocketServer:
                                   value=self.protocol_errors)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._on_connection, self._host, self._port)
+        role = "customer" if self.paired else self._channel_names[0]
+        self._server = await asyncio.start_server(
+            functools.partial(self._on_connection, role=role), self._host, self._port
+        )
         logger.info("audiosocket listening on %s:%d", self._host, self.port)
+        if self._agent_port is not None:
+            self._agent_server = await asyncio.start_server(
+                functools.partial(self._on_connection, role="agent"), self._host, self._agent_port
+            )
+            logger.info("audiosocket agent legs on %s:%d", self._host, self.agent_listen_port)
 
     async def stop(self) -> None:
         self.stopping = True
-        if self._server is not None:
-            self._server.close()
+        for srv in (self._server, self._agent_server):
+            if srv is not None:
+                srv.close()
         # Connections are ended by closing their sockets, not by cancelling their handlers (asyncio's
         # start_server would log a cancelled handler as an error); each call then closes its session.
         for writer in list(self._writers):
             writer.transport.abort()
         if self._connections:
             await asyncio.gather(*self._connections, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        for srv in (self._server, self._agent_server):
+            if srv is not None:
+                await srv.wait_closed()
+        self._server = self._agent_server = None
 
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, role: str = "customer"
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
         self._writers.add(writer)
         self.connections_total += 1
-        call = _AudioSocketCall(self, reader, writer)
+        call = _AudioSocketCall(self, reader, writer, role)
         self.tap_metrics.stream_started("audiosocket", call.stats)
         try:
             await call.run()
@@ -197,35 +232,91 @@ class AudioSocketServer:
                 await writer.wait_closed()
 
 
+@dataclass
+class _PairedCall:
+    """The legs of one call UUID in paired mode: one session for both, closed when the last leg ends."""
+
+    roles: set[str] = field(default_factory=set)
+    session: TapSession | None = None
+    reasons: list[str] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 class _AudioSocketCall:
     """One connection's state machine."""
 
-    def __init__(self, server: AudioSocketServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(
+        self, server: AudioSocketServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+        role: str = "customer",
+    ):
         self.server = server
         self.reader = reader
         self.writer = writer
+        self.role = role
+        self.channel = 0
         self.session: TapSession | None = None
         self.call_id = ""
         self.stats = StreamStats(channel=0)
         self.reason = "disconnect"
         self.rate: RateAdapter | None = None
+        self._joined = False
+        self._finished = False
+
+    def _config(self, rate_hz: int, channel_names: tuple[str, ...]) -> SessionConfig:
+        return SessionConfig(
+            source="audiosocket",
+            language=self.server._language,
+            sample_rate_hz=rate_hz,
+            channel_names=channel_names,
+            metadata={"call_id": self.call_id, "tap": "audiosocket"},
+        )
 
     async def _open(self, rate_hz: int) -> TapSession:
-        """Open the session at the first media frame, so its rate is the leg's rate (8 kHz unless told)."""
+        """Open the session at the first media frame, so its rate is the leg's rate (8 kHz unless told).
+
+        In paired mode the first leg to send media opens the call's two-channel session; the other leg joins
+        it (and is resampled if its rate differs)."""
         if self.session is None:
             rate_hz = min(rate_hz, 48000)
-            self.session = await self.server._manager.open_session(
-                SessionConfig(
-                    source="audiosocket",
-                    language=self.server._language,
-                    sample_rate_hz=rate_hz,
-                    channel_names=self.server._channel_names,
-                    metadata={"call_id": self.call_id, "tap": "audiosocket"},
+            if self.server.paired:
+                shared = self.server._paired[self.call_id]
+                async with shared.lock:
+                    if shared.session is None:
+                        shared.session = await self.server._manager.open_session(
+                            self._config(rate_hz, AGENT_CUSTOMER)
+                        )
+                self.session = shared.session
+                self.channel = AGENT_CUSTOMER.index(self.role)
+            else:
+                self.session = await self.server._manager.open_session(
+                    self._config(rate_hz, self.server._channel_names)
                 )
-            )
-            self.rate = RateAdapter(rate_hz)
+            self.stats.channel = self.channel
+            self.rate = RateAdapter(self.session.config.sample_rate_hz)
             self.server.tap_metrics.stream_started("audiosocket", self.stats, self.session.session_id)
         return self.session
+
+    def _join(self) -> None:
+        """Paired mode: register this leg under its call UUID (one leg per role)."""
+        shared = self.server._paired.setdefault(self.call_id, _PairedCall())
+        if self.role in shared.roles:
+            raise AudioSocketError(f"a {self.role} leg of this call is already connected")
+        shared.roles.add(self.role)
+        self._joined = True
+
+    def _leave(self) -> tuple[TapSession | None, str]:
+        """Paired mode: drop this leg; returns the call's session and end reason if it was the last leg."""
+        shared = self.server._paired.get(self.call_id)
+        if shared is None or not self._joined:
+            return None, ""
+        self._joined = False
+        shared.roles.discard(self.role)
+        shared.reasons.append(self.reason)
+        if shared.roles:
+            return None, ""
+        self.server._paired.pop(self.call_id, None)
+        reason = "hangup" if "hangup" in shared.reasons else shared.reasons[0]
+        return shared.session, reason
 
     async def run(self) -> None:
         try:
@@ -236,11 +327,15 @@ class _AudioSocketCall:
             if first.kind != KIND_UUID:
                 raise AudioSocketError("the first frame must be the call UUID")
             self.call_id = str(uuid.UUID(bytes=first.payload))
+            if self.server.paired:
+                self._join()
             try:
                 await self._loop()
             except CapacityExceeded:
                 logger.warning("audiosocket: at capacity, refusing call")
+                self.reason = "capacity"
                 await self._send_hangup()
+                await self._finish()
                 return
         except (AudioSocketError, TimeoutError) as exc:
             self.reason = "protocol_error" if isinstance(exc, AudioSocketError) else "timeout"
@@ -278,7 +373,7 @@ class _AudioSocketCall:
                     {
                         "digit": frame.payload.decode("ascii", "replace"),
                         "duration_ms": None,
-                        "channel": 0,
+                        "channel": self.channel,
                         "at_s": round(self.stats.audio_s, 3),
                     },
                 )
@@ -301,7 +396,7 @@ class _AudioSocketCall:
         self.stats.audio_s += pcm.size / rate_hz
         out = self.rate.convert(pcm, rate_hz)  # a later change of frame type (or 96/192 kHz) is resampled
         if out.size:
-            await session.push_pcm(0, pcm_bytes(out), self.rate.out_rate_hz)
+            await session.push_pcm(self.channel, pcm_bytes(out), self.rate.out_rate_hz)
 
     async def _send_hangup(self) -> None:
         with contextlib.suppress(ConnectionError, OSError, RuntimeError):
@@ -309,15 +404,21 @@ class _AudioSocketCall:
             await self.writer.drain()
 
     async def _finish(self) -> None:
-        if self.session is None:
+        """Flush this leg, record its stats, and close the session (paired: when it was the last leg)."""
+        if self._finished:
             return
+        self._finished = True
         session, self.session = self.session, None
         try:
-            tail = self.rate.flush() if self.rate is not None else np.zeros(0, dtype=np.int16)
-            if tail.size:
-                await session.push_pcm(0, pcm_bytes(tail), session.config.sample_rate_hz)
-            await session.record_event("tap_stats", {"tap": "audiosocket", "streams": [self.stats.to_dict()]})
+            if session is not None:
+                tail = self.rate.flush() if self.rate is not None else np.zeros(0, dtype=np.int16)
+                if tail.size:
+                    await session.push_pcm(self.channel, pcm_bytes(tail), session.config.sample_rate_hz)
+                stream = self.stats.to_dict() | ({"role": self.role} if self.server.paired else {})
+                await session.record_event("tap_stats", {"tap": "audiosocket", "streams": [stream]})
         except SessionClosed:
             pass
         finally:
-            await session.close(self.reason)
+            to_close, reason = self._leave() if self.server.paired else (session, self.reason)
+            if to_close is not None:
+                await to_close.close(reason)
