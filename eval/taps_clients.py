@@ -190,6 +190,23 @@ async def audiosocket_call(
                     channels_sent=("customer",), wall_s=time.monotonic() - t0, details=info)
 
 
+async def audiosocket_two_legs(
+    host: str, customer_port: int, agent_port: int, call: CallAudio, *, speed: float = 1.0, dtmf: str = "",
+    dtmf_at_s: float | None = None,
+) -> PeerCall:
+    """Both parties as two AudioSocket legs with one call UUID (an ARI app snooping each party into an
+    externalMedia channel): the customer's to `customer_port`, the agent's to `agent_port`, concurrently."""
+    call_uuid = uuid.uuid4()
+    t0 = time.monotonic()
+    customer, agent = await asyncio.gather(
+        audiosocket_leg(host, customer_port, call.customer, call_uuid=call_uuid, speed=speed, dtmf=dtmf,
+                        dtmf_at_s=dtmf_at_s),
+        audiosocket_leg(host, agent_port, call.agent, call_uuid=call_uuid, speed=speed),
+    )
+    return PeerCall("audiosocket", str(call_uuid), dtmf_sent=list(dtmf) if dtmf_at_s is not None else [],
+                    wall_s=time.monotonic() - t0, details={"customer": customer, "agent": agent})
+
+
 # --- SIPREC: SIPp (a third-party SIP UAC) replaying both legs from a pcap -----------------------------------------
 
 

@@ -55,6 +55,8 @@ def harken(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harken]:
         audiosocket_port=free_port(), sip_port=free_port(), audiohook_api_key=API_KEY,
         audiohook_client_secret=SECRET,
     )
+    if "audiosocket_agent_port" in HarkenSettings.model_fields:  # two-leg AudioSocket calls, once the app has it
+        settings.audiosocket_agent_port = free_port()
     with running_server(settings) as base:
         yield Harken(base, settings)
 
@@ -189,6 +191,24 @@ async def test_asterisk_audiosocket_leg(harken: Harken, call: peers.CallAudio, r
     assert metric(after, name, tap="audiosocket") - metric(before, name, tap="audiosocket") == frames + 2
     assert metric(after, "harken_audiosocket_connections_total") >= 1
     assert metric(after, "harken_audiosocket_connections_active") == 0
+
+
+async def test_asterisk_audiosocket_two_legs_make_one_agent_customer_session(
+    harken: Harken, call: peers.CallAudio, refs
+) -> None:
+    agent_port = getattr(harken.settings, "audiosocket_agent_port", None)
+    if not agent_port:
+        pytest.skip("the app does not configure AudioSocket agent legs yet (HarkenSettings.audiosocket_agent_port)")
+    peer = await peers.audiosocket_two_legs("127.0.0.1", harken.settings.audiosocket_port, agent_port, call,
+                                            speed=SPEED, dtmf="2", dtmf_at_s=8.0)
+    out = await outcome(harken, peer.call_ref)
+    assert out.row["source"] == "audiosocket" and out.row["metadata"]["call_id"] == peer.call_ref
+    assert_right_speakers(out, refs, ("agent", "customer"))
+    assert_hung_up(out, SECONDS)
+    (dtmf,) = out.of("dtmf")
+    assert dtmf["digit"] == "2" and dtmf["channel"] == 1
+    roles = {s["role"]: s for e in out.of("tap_stats") for s in e["streams"]}
+    assert roles["agent"]["channel"] == 0 and roles["customer"]["channel"] == 1
 
 
 def _sipp() -> str:
