@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from models.voice_emotion.model import EMOTIONS, VoiceEmotionModel
-from models.voice_emotion.normalization import fit_prior, group_normalise
+from models.voice_emotion.normalization import FeaturePrior, fit_prior, group_normalise
 
 DEFAULT_C = 0.03
 DEFAULT_PRIOR_WEIGHT = 5.0
 
 
-def normalise_groups(features: np.ndarray, groups: np.ndarray, model_prior) -> np.ndarray:
+def normalise_groups(features: np.ndarray, groups: np.ndarray, model_prior: FeaturePrior) -> np.ndarray:
     """Normalise each group's rows with its own full statistics (blended with the prior)."""
     out = np.empty_like(features, dtype=np.float64)
     for g in np.unique(groups):
