@@ -82,7 +82,7 @@ def _features(model, audio: np.ndarray) -> np.ndarray:
 
 
 class WhisperBackend:
-    """A shared faster-whisper model. Thread-safe: decodes are serialised by a lock (one model, one worker)."""
+    """A shared faster-whisper model. Thread-safe: at most `num_workers` decodes run at once."""
 
     def __init__(
         self,
@@ -93,6 +93,7 @@ class WhisperBackend:
         cpu_threads: int = 2,
         device: str = "cpu",
         beam_size: int = 1,
+        num_workers: int = 1,
     ) -> None:
         from faster_whisper import WhisperModel  # lazy: keep import-time light
 
@@ -100,9 +101,11 @@ class WhisperBackend:
         self.device = device
         self.beam_size = beam_size
         self._model = WhisperModel(
-            str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads, num_workers=1
+            str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads,
+            num_workers=num_workers,
         )
-        self._lock = threading.Lock()
+        # CTranslate2 runs `num_workers` model replicas in parallel (each with `cpu_threads` threads)
+        self._lock = threading.BoundedSemaphore(num_workers)
         self._tokenizers: dict[str, object] = {}
         self.is_multilingual = bool(self._model.model.is_multilingual)
 

@@ -52,6 +52,7 @@ def executor_factory(settings: HarkenSettings):
         backend = load_asr(
             settings.asr_model, settings.data_dir / "models", compute_type=settings.asr_compute_type,
             device=settings.asr_device, cpu_threads=settings.asr_threads, beam_size=settings.asr_beam_size,
+            num_workers=settings.asr_workers,
         )
         return AsrExecutor(backend, workers=settings.asr_workers)
 
