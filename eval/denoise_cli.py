@@ -24,6 +24,7 @@ import logging
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,7 +90,7 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--manifest", type=Path, required=True, help="NeMo manifest.jsonl")
+    p.add_argument("--manifest", type=Path, help="NeMo manifest.jsonl")
     p.add_argument("--out", type=Path, required=True, help="report JSON to write")
     p.add_argument("--limit", type=int, default=0, help="first N clips only (0 = all)")
     p.add_argument(
@@ -107,6 +108,12 @@ def register_eval(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--beam-size", type=int, default=5)
     p.add_argument("--language", default="en")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for the recogniser")
+    p.add_argument(
+        "--from-report",
+        type=Path,
+        default=None,
+        help="re-summarise an earlier report (its per-clip results; no decoding) instead of measuring",
+    )
     p.set_defaults(func=run)
 
 
@@ -118,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
     from models.denoise import create_denoiser, denoise_pcm
     from models.packaged_whisper import packaged_model_dir
 
+    if args.from_report is not None:
+        return _resummarise(args.from_report, args.out)
+    if args.manifest is None:
+        raise SystemExit("--manifest is required (or --from-report)")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for name in backends:
         create_denoiser(name)  # fail fast on a bad name or a missing package, before loading the model
@@ -190,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
         "backends": {name: score.summary() for name, score in scores.items()},
         "clips": clip_reports,
     }
+    add_paired_deltas(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(format_table(result))
@@ -253,15 +265,72 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.ran
     return np.clip(speech + gain * excerpt, -1.0, 32767.0 / 32768.0)
 
 
+def paired_bootstrap_delta(
+    errors_base: Sequence[int],
+    errors_other: Sequence[int],
+    ref_words: Sequence[int],
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """WER(other) - WER(base) over the same clips, with a 95% paired-bootstrap interval (clips resampled).
+
+    A denoiser is only worth defaulting to if the interval lies below zero on noisy audio and does not lie
+    above zero on clean audio.
+    """
+    base = np.asarray(errors_base, dtype=np.float64)
+    other = np.asarray(errors_other, dtype=np.float64)
+    words = np.asarray(ref_words, dtype=np.float64)
+    if words.sum() == 0:
+        return 0.0, 0.0, 0.0
+    delta = float((other.sum() - base.sum()) / words.sum())
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(words), size=(n_resamples, len(words)))
+    resampled = (other[picks].sum(axis=1) - base[picks].sum(axis=1)) / np.maximum(
+        words[picks].sum(axis=1), 1.0
+    )
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    return round(delta, 5), round(float(low), 5), round(float(high), 5)
+
+
+def add_paired_deltas(result: dict[str, Any], baseline: str = "none") -> None:
+    """Add ``wer_delta_vs_<baseline>`` and its 95% interval to every other backend's summary, in place."""
+    if baseline not in result["backends"]:
+        return
+    clips = result["clips"]
+    ref_words = [c["ref_words"] for c in clips]
+    base = [c["backends"][baseline]["errors"] for c in clips]
+    for name, summary in result["backends"].items():
+        if name == baseline:
+            continue
+        other = [c["backends"][name]["errors"] for c in clips]
+        delta, low, high = paired_bootstrap_delta(base, other, ref_words)
+        summary[f"wer_delta_vs_{baseline}"] = delta
+        summary[f"wer_delta_vs_{baseline}_ci95"] = [low, high]
+
+
+def _resummarise(report_path: Path, out: Path) -> int:
+    result = json.loads(report_path.read_text(encoding="utf-8"))
+    add_paired_deltas(result)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(format_table(result))
+    return 0
+
+
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text summary of a report: one row per backend."""
     lines = [
         f"{result['n_clips']} clips, {result['audio_s']:.0f} s, condition: {result['condition']}",
-        f"{'backend':<14} {'WER':>7} {'latency ms':>11} {'RTF wall':>9} {'RTF cpu':>8}",
+        f"{'backend':<14} {'WER':>7} {'vs none [95% CI]':>26} {'latency ms':>11} {'RTF wall':>9} {'RTF cpu':>8}",
     ]
     for name, s in result["backends"].items():
+        if "wer_delta_vs_none" in s:
+            low, high = s["wer_delta_vs_none_ci95"]
+            delta = f"{s['wer_delta_vs_none']:+.4f} [{low:+.4f}, {high:+.4f}]"
+        else:
+            delta = ""
         lines.append(
-            f"{name:<14} {s['wer']:>7.4f} {s['latency_ms']:>11.1f} {s['denoise_rtf_wall']:>9.4f} "
+            f"{name:<14} {s['wer']:>7.4f} {delta:>26} {s['latency_ms']:>11.1f} {s['denoise_rtf_wall']:>9.4f} "
             f"{s['denoise_rtf_cpu']:>8.4f}"
         )
     return "\n".join(lines)

@@ -271,3 +271,23 @@ def test_eval_denoise_command_end_to_end(shared_data: Path, tmp_path: Path) -> N
         assert summary["wer"] < 0.5
     assert report["backends"]["speex"]["latency_ms"] == pytest.approx(19.94, abs=0.01)
     assert report["backends"]["speex"]["denoise_rtf_cpu"] > 0.0
+    low, high = report["backends"]["speex"]["wer_delta_vs_none_ci95"]
+    assert low <= report["backends"]["speex"]["wer_delta_vs_none"] <= high
+
+
+def test_paired_bootstrap_delta() -> None:
+    from eval.denoise_cli import paired_bootstrap_delta
+
+    words = [10, 12, 8, 15, 9, 11, 10, 14]
+    base = [2, 1, 0, 3, 1, 2, 1, 2]
+    # Identical systems: no difference, and a degenerate interval at zero.
+    assert paired_bootstrap_delta(base, base, words) == (0.0, 0.0, 0.0)
+    # One more error on every clip: delta is exactly 8 / 89 and the interval stays strictly above zero.
+    worse = [e + 1 for e in base]
+    delta, low, high = paired_bootstrap_delta(base, worse, words)
+    assert delta == pytest.approx(8 / 89, abs=1e-5)
+    assert 0.0 < low <= delta <= high
+    # A single clip carrying the whole difference: the interval must include zero.
+    lucky = [*base[:-1], base[-1] + 6]
+    _, low, high = paired_bootstrap_delta(base, lucky, words)
+    assert low <= 0.0 < high
