@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from intelligence.compliance.matching import Embedder, Match, PhraseMatcher, clause_span, is_negated
-from intelligence.compliance.pci import find_card_numbers, find_cvv, find_pii
+from intelligence.compliance.pci import (
+    CVV_KEYWORDS_RE,
+    SensitiveSpan,
+    digit_runs,
+    find_card_numbers,
+    find_cvv,
+    find_pii,
+)
 from intelligence.compliance.rules import (
     AnnotationSpec,
     CardNumberSpec,
@@ -507,18 +514,29 @@ class CardNumberRunner(Runner):
 
 
 class CvvRunner(Runner):
+    """A CVV said with its keyword ("the code on the back is 381"), or as the answer to a question about it."""
+
     def __init__(self, rule: Rule, pack: PolicyPack, state: CallState) -> None:
         super().__init__(rule, pack, state)
         assert isinstance(rule.spec, CvvSpec)
         self.spec = rule.spec
         self.reported: set[int] = set()
+        self.asked_in_turn: int | None = None
 
     def on_segment(self, ctx: SegmentContext) -> list[Finding]:
         turn = ctx.turn
+        said_digits = [r for r in digit_runs(turn.text[ctx.offset :]) if len("".join(p.digits for p in r)) >= 3]
+        if CVV_KEYWORDS_RE.search(turn.text) and not said_digits:  # "the three-digit code on the back?"
+            self.asked_in_turn = turn.index
         if not speaker_ok(self.spec.speaker, turn.speaker) or turn.index in self.reported:
             return []
         pans = find_card_numbers(turn.text)
         hits = [s for s in find_cvv(turn.text, pans) if s.end > ctx.offset]
+        if not hits and self.asked_in_turn == turn.index - 1:
+            # The previous speaker asked for the code; a lone 3-4 digit answer is the CVV.
+            runs = [r for r in digit_runs(turn.text) if r[-1].end > ctx.offset]
+            if len(runs) == 1 and 3 <= len("".join(p.digits for p in runs[0])) <= 4 and not pans:
+                hits = [SensitiveSpan("cvv", runs[0][0].start, runs[0][-1].end, "".join(p.digits for p in runs[0]))]
         if not hits:
             return []
         self.reported.add(turn.index)
