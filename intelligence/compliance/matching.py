@@ -70,6 +70,7 @@ class _Compiled:
     kind: str  # "tokens" | "regex" | "pinyin_regex" | "cased_regex"
     tokens: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
+    fuzzy_keys: tuple[str, ...] = ()
     is_zh: bool = False
     regex: re.Pattern[str] | None = None
 
@@ -132,8 +133,11 @@ class PhraseMatcher:
         self.options = options or MatchOptions()
         self.phrases = tuple(phrases)
         self._compiled: list[_Compiled] = []
+        memo = normalizer.compiled_phrases
         for phrase in phrases:
-            self._compiled.extend(self._compile(phrase, normalizer))
+            if phrase not in memo:
+                memo[phrase] = tuple(self._compile(phrase, normalizer))
+            self._compiled.extend(memo[phrase])
         self._embedder = embedder if self.options.semantic is not None else None
         self._examples = tuple(examples) or tuple(p for p in phrases if not p.startswith(("re:", "py:", "cs:")))
         self._example_vecs: np.ndarray | None = None
@@ -148,12 +152,13 @@ class PhraseMatcher:
             return [_Compiled(phrase, "cased_regex", regex=re.compile(phrase[3:]))]
         out = []
         for variant in phrase_variants(phrase.lower()):
-            nt = normalizer.normalize(variant)
+            nt = normalizer.normalize_phrase(variant)
             if not nt.tokens:
                 continue
             is_zh = any(t.is_han for t in nt.tokens)
             keys = tuple(t.pinyin or t.text for t in nt.tokens)
-            out.append(_Compiled(phrase, "tokens", tuple(t.text for t in nt.tokens), keys, is_zh))
+            fuzzy = tuple(t.key or t.text for t in nt.tokens)
+            out.append(_Compiled(phrase, "tokens", tuple(t.text for t in nt.tokens), keys, fuzzy, is_zh))
         return out
 
     def find(self, nt: NormText) -> list[Match]:
@@ -163,8 +168,11 @@ class PhraseMatcher:
             return found
         texts = [t.text for t in nt.tokens]
         syllables = [t.pinyin or t.text for t in nt.tokens]
-        key_set = {"".join(fuzzy_parts(s)) for s in syllables}
-        pinyin_str, pinyin_pos = _pinyin_string(nt)
+        key_set = {t.key or t.text for t in nt.tokens}
+        starts: dict[str, list[int]] = {}
+        for i, tok in enumerate(texts):
+            starts.setdefault(tok, []).append(i)
+        pinyin: tuple[str, list[tuple[int, int]]] | None = None
         for c in self._compiled:
             if c.kind == "regex":
                 assert c.regex is not None
@@ -180,25 +188,28 @@ class PhraseMatcher:
                 continue
             if c.kind == "pinyin_regex":
                 assert c.regex is not None
-                for m in c.regex.finditer(pinyin_str):
-                    span = _pinyin_span(pinyin_pos, m.start(), m.end(), nt)
+                if pinyin is None:
+                    pinyin = _pinyin_string(nt)
+                for m in c.regex.finditer(pinyin[0]):
+                    span = _pinyin_span(pinyin[1], m.start(), m.end(), nt)
                     if span:
                         found.append(Match(span[0], span[1], c.source, 0.9, "pinyin"))
                 continue
-            found.extend(self._find_tokens(c, nt, texts, syllables, key_set))
+            found.extend(self._find_tokens(c, nt, texts, syllables, key_set, starts))
         if self._embedder is not None and self.options.semantic is not None:
             found.extend(self._find_semantic(nt))
         return found
 
     def _find_tokens(
-        self, c: _Compiled, nt: NormText, texts: list[str], syllables: list[str], key_set: set[str]
+        self, c: _Compiled, nt: NormText, texts: list[str], syllables: list[str], key_set: set[str],
+        starts: dict[str, list[int]],
     ) -> list[Match]:
         k = len(c.tokens)
-        n = len(texts)
         out: list[Match] = []
         if self.options.exact:
-            for i in range(n - k + 1):
-                if texts[i : i + k] == list(c.tokens):
+            want = list(c.tokens)
+            for i in starts.get(c.tokens[0], ()):
+                if texts[i : i + k] == want:
                     out.append(Match(nt.tokens[i].start, nt.tokens[i + k - 1].end, c.source, 1.0, "exact"))
         if out:
             return out
@@ -216,7 +227,7 @@ class PhraseMatcher:
         threshold = self.options.pinyin
         assert threshold is not None
         m = len(c.keys)
-        phrase_keys = ["".join(fuzzy_parts(s)) for s in c.keys]
+        phrase_keys = c.fuzzy_keys
         if m <= 2:
             # Two syllables are too short for approximate matching (实际 would pass for 四级 once sh/s are
             # merged): require the very same toneless syllables in a row.
@@ -234,7 +245,8 @@ class PhraseMatcher:
         if score < threshold or end <= start:
             return None
         window = syllables[start:end]
-        if m <= 4 and "".join(fuzzy_parts(window[0])) != phrase_keys[0]:
+        first = nt.tokens[start]
+        if m <= 4 and (first.key or first.text) != phrase_keys[0]:
             # In short phrases the first syllable carries the meaning (零风险 vs 品风险, 不理解 vs 并理解).
             return None
         if not _negation_consistent_zh(c.tokens, c.keys, [t.text for t in nt.tokens[start:end]], window):
@@ -246,6 +258,9 @@ class PhraseMatcher:
         assert threshold is not None
         target = " ".join(c.tokens)
         k = len(c.tokens)
+        # partial_ratio bounds the best window score from above (5 points of slack): skip hopeless phrases
+        if fuzz.partial_ratio(target, " ".join(texts)) < threshold * 100 - 5:
+            return None
         best: tuple[float, int, int] | None = None
         for size in (k - 1, k, k + 1):
             if size < 1:

@@ -208,7 +208,7 @@ class RequiredPhraseRunner(Runner):
         assert isinstance(rule.spec, RequiredPhraseSpec)
         self.spec = rule.spec
         self.matchers = [_matcher(el.phrases, rule, normalizer, embedder) for el in self.spec.elements]
-        self.script_keys = _sound_keys(normalizer.normalize(self.spec.script)) if self.spec.script else []
+        self.script_keys = _sound_keys(normalizer.normalize_phrase(self.spec.script)) if self.spec.script else []
         self.best_coverage = 0.0
         self.hits: set[int] = set()
         self.satisfied = False

@@ -40,7 +40,8 @@ class Turn:
         self.text = f"{self.text} {event.text}" if self.text else event.text
         self.segments.append(event)
         self.offsets.append(offset)
-        self.nt = normalizer.normalize(self.text)
+        new = normalizer.normalize(event.text)
+        self.nt = self.nt.extend(new) if self.nt is not None else new
         return offset
 
     def segment_at(self, char: int) -> int:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Protocol
+from functools import lru_cache
+from typing import Any, Protocol
 
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff"
 _TOKEN_RE = re.compile(rf"[a-z0-9]+(?:'[a-z]+)?|[{_HAN}]")
@@ -36,6 +37,7 @@ def split_syllable(syllable: str) -> tuple[str, str]:
     return "", syllable
 
 
+@lru_cache(maxsize=8192)  # a pure function of a short string: memoised, not shared state
 def fuzzy_parts(syllable: str) -> tuple[str, str]:
     """(initial, final) after merging the pairs that Mandarin speakers and ASR confuse most."""
     initial, final = split_syllable(syllable)
@@ -83,6 +85,12 @@ class NormText:
     norm: str
     tokens: tuple[Token, ...]
 
+    def extend(self, other: NormText, sep: str = " ") -> NormText:
+        """This text, a separator and `other`, with `other`'s tokens shifted (no re-normalisation)."""
+        shift = len(self.original) + len(sep)
+        moved = tuple(Token(t.text, t.start + shift, t.end + shift, t.pinyin, t.key) for t in other.tokens)
+        return NormText(self.original + sep + other.original, self.norm + sep + other.norm, self.tokens + moved)
+
     def span_text(self, start: int, end: int) -> str:
         """The original text between two character offsets, stripped."""
         return self.original[start:end].strip()
@@ -107,13 +115,25 @@ def _default_pinyin(text: str) -> list[str]:
 
 
 class TextNormalizer:
-    """Normalises transcript text for matching. Holds its own OpenCC converter (created on first use).
-
-    One normaliser belongs to one engine; it is cheap to create and keeps no state between texts.
+    """Normalises transcript text for matching. Holds its own OpenCC converter (created on first use) and a
+    memo of normalised policy phrases, so matchers for many sessions compile their phrases once: share one
+    normaliser across the engines of a process (pass it to `ComplianceEngine(normalizer=...)`).
     """
 
     def __init__(self) -> None:
         self._t2s: Converter | None = None
+        self._phrases: dict[str, NormText] = {}
+        # Compiled matcher forms of policy phrases (owned by matching.PhraseMatcher, memoised here).
+        self.compiled_phrases: dict[str, Any] = {}
+
+    def normalize_phrase(self, phrase: str) -> NormText:
+        """`normalize` for policy phrases, memoised (phrases repeat across rules and sessions)."""
+        nt = self._phrases.get(phrase)
+        if nt is None:
+            nt = self.normalize(phrase)
+            if len(self._phrases) < 50_000:
+                self._phrases[phrase] = nt
+        return nt
 
     def _converter(self) -> Converter:
         if self._t2s is None:
