@@ -29,6 +29,7 @@ from pipelines.settings import HarkenSettings
 log = logging.getLogger(__name__)
 
 PCI_RULES = ("pci_card_number_spoken", "pci_cvv_spoken")
+REDACTION_LOOKBACK_S = 45.0  # how far back a card number read out in pieces is searched for
 
 
 @dataclass
@@ -132,7 +133,6 @@ class SessionEnricher:
         self._engine_lock = asyncio.Lock()
         self.escalation = EscalationTracker(session.session_id)
         self._voice_stats: dict[int, Any] = {}
-        self._redacted: set[str] = set()
         self._utterance_segments: dict[str, list[str]] = {}  # utterance id -> its finals' segment ids
 
     # -- compliance ----------------------------------------------------------------------------------------
@@ -161,36 +161,60 @@ class SessionEnricher:
                 await self._redact(session, f)
 
     async def _redact(self, session: LiveSession, finding: Finding) -> None:
-        """Redact card data in the evidence segments (stored history) and mute it in the stored audio."""
-        from intelligence.compliance.pci import redact_text, redaction_time_spans
+        """Redact card data in the stored transcript and mute it in the stored audio.
 
-        targets = {sid for e in finding.evidence for sid in self._utterance_segments.get(e.segment_id, [e.segment_id])}
-        targets -= self._redacted
+        A card number is often read over several finals (even over a pause), so the channel's recent finals are
+        searched as one text and each sensitive span is mapped back to the segments and word times it covers.
+        """
+        from intelligence.compliance.pci import find_sensitive, time_of_chars
+        from pipelines.offline import to_transcript_event
+
+        channels = {e.channel for e in finding.evidence} or {0}
+        since_s = min((e.start_s for e in finding.evidence), default=0.0) - REDACTION_LOOKBACK_S
+        changed: dict[str, tuple[str, list[tuple[float, float]]]] = {}
+        for ch in channels:
+            segs = [ev for ev in session.history if ev.get("type") == "transcript" and ev.get("kind") == "final"
+                    and ev.get("channel") == ch and ev.get("end_s", 0.0) >= since_s]
+            text, offsets = "", []
+            for ev in segs:
+                if text:
+                    text += " "
+                offsets.append((len(text), ev))
+                text += ev["text"]
+            for span in find_sensitive(text, ("pan", "cvv")):
+                for off, ev in offsets:
+                    lo, hi = max(span.start, off) - off, min(span.end, off + len(ev["text"])) - off
+                    if lo >= hi:
+                        continue
+                    cur_text, mutes = changed.get(ev["segment_id"], (ev["text"], []))
+                    masked = cur_text[:lo] + "".join("#" if c.isalnum() else c for c in cur_text[lo:hi]) + \
+                        cur_text[hi:]
+                    mutes.append(time_of_chars(to_transcript_event(ev), lo, hi))
+                    changed[ev["segment_id"]] = (masked, mutes)
         for ev in session.history:
-            if ev.get("type") not in ("transcript", "utterance") or ev.get("segment_id") not in targets:
+            if ev.get("type") != "transcript" or ev.get("segment_id") not in changed:
                 continue
-            from pipelines.offline import to_transcript_event
-
-            tev = to_transcript_event(ev)
-            red_text, spans = redact_text(tev.text)
-            mute = redaction_time_spans(tev)
-            if not spans and finding.evidence:
-                # digits split over segments: mute the evidence span and mask digits in this segment
-                red_text = "".join("#" if ch.isdigit() else ch for ch in tev.text)
-                mute = [(tev.start_s, tev.end_s)]
-            redacted_words = [{**w, "text": "".join("#" if c.isdigit() else c for c in w["text"])}
-                              for w in ev.get("words", [])]
-            new = {**ev, "text": red_text, "words": redacted_words, "redacted": True}
-            ev.clear()
-            ev.update(new)
+            red_text, mutes = changed[ev["segment_id"]]
+            words = [{**w, "text": "".join("#" if c.isdigit() else c for c in w["text"])} for w in ev["words"]]
+            ev.update({"text": red_text, "words": words, "redacted": True})
             await asyncio.to_thread(session.manager.sink.store.replace_event_payload, session.session_id,
-                                    new["seq"], new)
+                                    ev["seq"], dict(ev))
             if session.recorder is not None:
-                for start_s, end_s in mute:
-                    session.recorder.mute(start_s, end_s)
-            self._redacted.add(tev.segment_id)
-            await session.emit({"type": "redaction", "segment_id": tev.segment_id, "channel": tev.channel,
-                                "text": red_text, "reason": finding.rule_id})
+                for start_s, end_s in mutes:
+                    session.recorder.mute(start_s - 0.25, end_s + 0.25)
+            await session.emit({"type": "redaction", "segment_id": ev["segment_id"], "channel": ev["channel"],
+                                "text": red_text, "rule_id": finding.rule_id})
+        # utterance events repeat their finals' text: rebuild them from the redacted finals
+        by_id = {ev["segment_id"]: ev for ev in session.history if ev.get("type") == "transcript"}
+        for ev in session.history:
+            if ev.get("type") != "utterance" or not set(ev.get("segment_ids", ())) & changed.keys():
+                continue
+            from intelligence.captions import plain_text
+
+            parts = [by_id[i] for i in ev["segment_ids"] if i in by_id]
+            ev.update({"text": plain_text(parts), "words": [w for p in parts for w in p["words"]], "redacted": True})
+            await asyncio.to_thread(session.manager.sink.store.replace_event_payload, session.session_id,
+                                    ev["seq"], dict(ev))
 
     # -- utterance-level classifiers -----------------------------------------------------------------------
     async def on_utterance(self, session: LiveSession, utt: Utterance) -> None:
