@@ -230,10 +230,14 @@ class PhraseMatcher:
         phrase_keys = c.fuzzy_keys
         if m <= 2:
             # Two syllables are too short for approximate matching (实际 would pass for 四级 once sh/s are
-            # merged): require the very same toneless syllables in a row.
+            # merged): require the same sounds in a row, and one identical character unless the toneless
+            # syllables are identical too (公号 for 工号, 四季 for 四级; not 实际 for 四级).
             for i in range(len(syllables) - m + 1):
-                if syllables[i : i + m] == list(c.keys):
-                    return Match(nt.tokens[i].start, nt.tokens[i + m - 1].end, c.source, 0.9, "pinyin")
+                window = nt.tokens[i : i + m]
+                if [t.key or t.text for t in window] != list(phrase_keys):
+                    continue
+                if syllables[i : i + m] == list(c.keys) or any(t.text == p for t, p in zip(window, c.tokens, strict=True)):
+                    return Match(window[0].start, window[-1].end, c.source, 0.9, "pinyin")
             return None
         # Cheap prefilter: enough of the phrase's sounds must occur somewhere in the text.
         allowed_misses = math.floor(2 * (1 - threshold) * m)
@@ -246,8 +250,9 @@ class PhraseMatcher:
             return None
         window = syllables[start:end]
         first = nt.tokens[start]
-        if m <= 4 and (first.key or first.text) != phrase_keys[0]:
-            # In short phrases the first syllable carries the meaning (零风险 vs 品风险, 不理解 vs 并理解).
+        if m <= 4 and first.text != c.tokens[0] and (first.pinyin or first.text) != c.keys[0]:
+            # In short phrases the first syllable carries the meaning (零风险 vs 品风险 or 您风险, 不理解 vs
+            # 并理解): it must be the same character or the same toneless syllable, not just a near sound.
             return None
         if not _negation_consistent_zh(c.tokens, c.keys, [t.text for t in nt.tokens[start:end]], window):
             return None

@@ -597,7 +597,9 @@ class RiskMismatchRunner(Runner):
         if self.refusal and self.refusal.find(turn.nt):
             return []
         prof_level, prof_match, prof_turn = profile[-1]
-        prod_level, prod_match = max(product, key=lambda x: x[0])
+        # A stated grade (R4, 四级, 4级) outranks a description (中高风险), which ASR can clip to 高风险.
+        graded = [x for x in product if _is_grade(x[1].phrase)]
+        prod_level, prod_match = max(graded or product, key=lambda x: x[0])
         if prof_level >= prod_level:
             return []
         self.reported = True
@@ -608,6 +610,12 @@ class RiskMismatchRunner(Runner):
         else:
             evidence.append(prof_turn.evidence(prof_match.start, prof_match.end))
         return [self.finding(f"{self.rule.title}: profile level {prof_level} < product level {prod_level}", evidence)]
+
+
+def _is_grade(phrase: str) -> bool:
+    """True for level codes such as R4, C2, 四级, 4级 or 'risk rating 5' (not for 中高风险 / high-risk)."""
+    p = phrase.lower()
+    return "级" in p or any(ch.isdigit() for ch in p) or "rating" in p or "level" in p
 
 
 class SilenceRunner(Runner):
