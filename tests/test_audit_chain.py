@@ -141,3 +141,14 @@ def test_finding_payload_shape() -> None:
     f = Finding("s", "r", "p", "1", Severity.LOW, "absent", "m", (Evidence("a", 0, 0.0, 1.0, "secret"),))
     p = finding_payload(f)
     assert p["evidence"][0]["segment_id"] == "a" and "text" not in p["evidence"][0]
+
+
+def test_pack_loading_is_recorded_as_a_configuration_change() -> None:
+    from intelligence.compliance import load_packs
+
+    chain = AuditChain(MemoryAuditStorage(), clock=_clock())
+    packs = load_packs(["pci_dss", "cn_dual_recording"])
+    rec = record_config_change(chain, "admin", "policy_packs", None, [p.describe() for p in packs])
+    assert [p["id"] for p in rec.payload["after"]] == ["pci_dss", "cn_dual_recording"]
+    assert all(len(p["sha256"]) == 64 for p in rec.payload["after"])
+    assert chain.verify().ok

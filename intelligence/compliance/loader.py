@@ -8,6 +8,7 @@ other across packs, and no phrase is both required and prohibited for the same l
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -525,7 +526,7 @@ def parse_pack(text: str, file: str = "<policy>") -> PolicyPack:
     if problems.items:
         raise PolicyError(problems.items)
     return PolicyPack(pack_id, version, title, languages, sources, tuple(rules), events, contexts,
-                      tuple(scorecard), pass_mark, retention, file)
+                      tuple(scorecard), pass_mark, retention, file, hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
 def _event_refs(spec: RuleSpec) -> list[str]:

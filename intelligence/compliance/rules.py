@@ -278,6 +278,11 @@ class PolicyPack:
     pass_mark: float = 80.0
     retention: Retention = field(default_factory=Retention)
     path: str = ""
+    sha256: str = ""  # of the YAML text, for the audit trail's configuration records
+
+    def describe(self) -> dict[str, str]:
+        """What an audit record of a configuration change should say about this pack."""
+        return {"id": self.id, "version": self.version, "sha256": self.sha256, "path": self.path}
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
