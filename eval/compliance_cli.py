@@ -253,7 +253,8 @@ def audit_file(path: Path, packs: Sequence[Any], out_dir: Path, *, language: str
         langs = {lang for p in packs for lang in p.languages}
         language = "zh" if langs == {"zh"} else "en" if langs == {"en"} else "auto"
     events = utterances(_transcribe(path, language, None, names))
-    engine = ComplianceEngine(packs, session_id=path.stem, language=language, embedder=embedder)
+    engine = ComplianceEngine(packs, session_id=path.stem, language=language, embedder=embedder,
+                              roles_known=n_channels >= 2)
     findings = engine.run(events)
     card = build_scorecard(packs, findings, session_id=path.stem, language=engine.language)
     report = build_report(

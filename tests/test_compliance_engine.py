@@ -183,3 +183,19 @@ def test_mandarin_rules_survive_homophone_asr_errors(packs, calls, norm) -> None
         scores.append(score_call(call, found))
     result = summarize(scores)
     assert result["recall"] >= 0.9 and result["precision"] >= 0.9, result["per_rule"]
+
+
+def test_mono_recording_mode(packs, calls, norm) -> None:
+    """Both parties on one channel: no confirmation rule (roles unknown), customer questions are no promises."""
+    from dataclasses import replace
+
+    call = calls["dev_zh_07"]  # customer asks "跟存款一样？" in turn 3; the agent said it in turn 2
+    events = [replace(e, channel=0, speaker="agent") for e in events_from_reference(call)]
+    engine = ComplianceEngine(packs, language="zh", normalizer=norm, channel_roles={0: "agent"}, roles_known=False)
+    found = mapped(engine, engine.run(events))
+    assert ("product_misrepresentation", "t2") in found and ("product_misrepresentation", "t3") not in found
+    assert all(r.kind != "confirmation" for r in (engine.rule(f.rule_id) for f in engine.findings))
+    en = calls["dev_en_12"]  # the request for the PIN is a question and must still count
+    engine = ComplianceEngine(packs, language="en", normalizer=norm, channel_roles={0: "agent"}, roles_known=False)
+    found = mapped(engine, engine.run([replace(e, channel=0, speaker="agent") for e in events_from_reference(en)]))
+    assert ("sensitive_auth_requested", "t4") in found

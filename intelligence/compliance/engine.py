@@ -26,6 +26,7 @@ from intelligence.types import Annotation, Finding, TranscriptEvent
 log = logging.getLogger(__name__)
 
 DEFAULT_CHANNEL_ROLES: Mapping[int, str] = {0: "agent", 1: "customer"}
+MONO_TURN_GAP_S = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +51,18 @@ class ComplianceEngine:
         embedder: Embedder | None = None,
         channel_roles: Mapping[int, str] = DEFAULT_CHANNEL_ROLES,
         normalizer: TextNormalizer | None = None,
+        roles_known: bool = True,
     ) -> None:
         """`normalizer`: share one `TextNormalizer` across the sessions of a process so each policy phrase is
-        normalised once (building an engine then takes milliseconds instead of about half a second)."""
+        normalised once (building an engine then takes milliseconds instead of about half a second).
+
+        `roles_known=False` is for a mono recording of both parties (an in-room 双录 mix): all speech is
+        treated as the agent's, rules that need to tell the customer's answer from the agent's question
+        (confirmation) are not run, and prohibited phrases inside questions are ignored (a customer asking
+        "跟存款一样？" is not the agent saying it)."""
         self.packs = tuple(packs)
-        self.state = CallState(session_id, forced_language=None if language in ("", "auto") else language)
+        self.state = CallState(session_id, forced_language=None if language in ("", "auto") else language,
+                               roles_known=roles_known)
         self.channel_roles = dict(channel_roles)
         self._normalizer = normalizer or TextNormalizer()
         self._trackers = [EventTracker(p, self.state, self._normalizer) for p in self.packs]
@@ -63,6 +71,8 @@ class ComplianceEngine:
         for pack in self.packs:
             for rule in pack.rules:
                 self._rules[rule.id] = rule
+                if not roles_known and rule.kind == "confirmation":
+                    continue
                 self._runners.append(build_runner(rule, pack, self.state, self._normalizer, embedder))
         self._disabled: set[str] = set()
         self.rule_errors: list[RuleError] = []
@@ -167,7 +177,10 @@ class ComplianceEngine:
 
     def _add_to_turn(self, event: TranscriptEvent, role: str) -> tuple[Turn, int]:
         turns = self.state.turns
-        if turns and turns[-1].speaker == role and turns[-1].channel == event.channel:
+        same_speaker = bool(turns) and turns[-1].speaker == role and turns[-1].channel == event.channel
+        if same_speaker and not self.state.roles_known and event.start_s - turns[-1].end_s >= MONO_TURN_GAP_S:
+            same_speaker = False  # one channel for both parties: a pause is the best guess at a new turn
+        if same_speaker:
             turn = turns[-1]
         else:
             turn = Turn(len(turns), role, event.channel)

@@ -323,7 +323,8 @@ def _spec(kind: str, m: _Map) -> RuleSpec | None:
             groups.append(PhraseGroup("phrases", m.strs("phrases", required=True), m.str("requires_context")))
         if not groups:
             m.err(None, "a prohibited_phrase rule needs 'phrases' or 'groups'")
-        return ProhibitedPhraseSpec(_speaker(m), tuple(groups), m.boolean("negation", True), m.strs("exclude"))
+        return ProhibitedPhraseSpec(_speaker(m), tuple(groups), m.boolean("negation", True), m.strs("exclude"),
+                                    m.boolean("match_questions", False))
     if kind == "required_phrase":
         elements = _elements(m, "elements")
         event = m.str("event")

@@ -91,6 +91,9 @@ class ProhibitedPhraseSpec:
     groups: tuple[PhraseGroup, ...]
     negation: bool = True
     exclude: tuple[str, ...] = ()
+    # In a mono recording (speaker roles unknown) matches inside questions are ignored unless this is set
+    # (a request for a PIN is a question by nature; a customer asking "like a deposit?" is not a promise).
+    match_questions: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,7 @@ class ProhibitedPhraseRunner(Runner):
                 m for m in new_matches(matcher.find(nt), ctx.offset)
                 if not (self.spec.negation and is_negated(nt, m))
                 and not _in_excluded_clause(nt.original, m, excluded)
+                and (self.state.roles_known or self.spec.match_questions or not _in_question(nt.original, m))
             ]
             if not hits:
                 continue
@@ -139,6 +140,15 @@ class ProhibitedPhraseRunner(Runner):
             self.reported.add((turn.index, group.name))
             out.append(self.finding(f"{self.rule.title} ({group.name})", [turn.evidence(best.start, best.end)]))
         return out
+
+
+def _in_question(text: str, m: Match) -> bool:
+    """True if the sentence around the match is a question (ends with ?/？ or 吗/呢)."""
+    end = m.end
+    while end < len(text) and text[end] not in ".!?。！？\n":
+        end += 1
+    tail = text[m.end : end + 1].rstrip()
+    return tail.endswith(("?", "？")) or tail.rstrip("。.").endswith(("吗", "呢"))
 
 
 def _in_excluded_clause(text: str, m: Match, excluded: Sequence[Match]) -> bool:

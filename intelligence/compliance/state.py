@@ -98,6 +98,7 @@ class CallState:
     segment_turn: dict[str, int] = field(default_factory=dict)
     last_end_s: float = 0.0
     segments_seen: int = 0
+    roles_known: bool = True
 
     @property
     def language(self) -> str:
