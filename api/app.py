@@ -22,6 +22,22 @@ log = logging.getLogger(__name__)
 OPTIONAL_ROUTERS = ("api.taps_routes", "api.tickets_routes")
 
 
+def _wire_compliance_services(state: HarkenState) -> None:
+    """Tickets and the hash-chained audit trail live in the same database as sessions."""
+    from intelligence.audit_chain import AuditChain
+    from intelligence.tickets import TicketService
+    from pipelines.audit_store import SqlAuditStorage
+    from pipelines.ticket_store import SqlTicketRepository
+
+    engine = state.runtime.store.engine
+    state.audit = AuditChain(SqlAuditStorage(engine))
+    state.tickets = TicketService(SqlTicketRepository(engine), state.audit)
+    if state.settings.webhook_url:
+        from pipelines.webhooks import WebhookSender
+
+        state.extras["webhooks"] = WebhookSender(state.settings.webhook_url, secret=state.settings.webhook_secret)
+
+
 def create_app(settings: HarkenSettings | None = None) -> FastAPI:
     settings = settings or HarkenSettings()
     state = HarkenState(settings=settings)
@@ -31,8 +47,16 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
         from pipelines.enrich import enricher_factories, warm_up
 
         state.runtime = build_runtime(settings, enrichers=enricher_factories(settings, state))
+        _wire_compliance_services(state)
         if "enrichment" in state.extras:
-            await warm_up(state.extras["enrichment"])
+            res = state.extras["enrichment"]
+            res.tickets, res.audit, res.webhooks = state.tickets, state.audit, state.extras.get("webhooks")
+            await warm_up(res)
+            if settings.compliance:
+                packs = [p.describe() for p in res.packs()]
+                await asyncio.to_thread(state.audit.append, "system", "config.loaded",
+                                        {"policy_packs": packs, "asr_model": settings.asr_model,
+                                         "denoiser": settings.denoiser, "max_channels": settings.max_channels})
         interrupted = await asyncio.to_thread(state.runtime.store.mark_interrupted)
         if interrupted:
             log.warning("%d sessions were left live by a previous run; marked ended (server_restart)", interrupted)
@@ -52,6 +76,8 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
             await state.runtime.aclose()
             if "enrichment" in state.extras:
                 state.extras["enrichment"].close()
+            if "webhooks" in state.extras:
+                await state.extras["webhooks"].aclose()
 
     app = FastAPI(title="harken", version="0.1.0", lifespan=lifespan)
     app.state.harken = state

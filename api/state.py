@@ -16,6 +16,8 @@ class HarkenState:
     runtime: Runtime | None = None
     servers: list[Any] = field(default_factory=list)  # non-HTTP tap servers started in the lifespan
     extras: dict[str, Any] = field(default_factory=dict)
+    tickets: Any = None  # intelligence.tickets.TicketService (api/tickets_routes.py)
+    audit: Any = None  # intelligence.audit_chain.AuditChain
 
     @property
     def manager(self) -> SessionManager:

@@ -44,6 +44,10 @@ class EnrichmentResources:
     _voice_exec: BatchingExecutor | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     load_errors: dict[str, str] = field(default_factory=dict)
+    # App-level services, set by create_app (None in one-off runs such as file transcription)
+    tickets: Any = None  # intelligence.tickets.TicketService
+    audit: Any = None  # intelligence.audit_chain.AuditChain
+    webhooks: Any = None  # pipelines.webhooks.WebhookSender
 
     # -- loading (blocking: call in a thread) --------------------------------------------------------------
     def text_classifier(self):
@@ -146,17 +150,28 @@ class SessionEnricher:
         # Rules read whole utterances (see on_utterance): streaming finals are fragments of a few words.
         return None
 
+    async def _out(self, session: LiveSession, event: dict[str, Any]) -> None:
+        """Publish on the session (persisted, streamed) and export to the webhook if configured."""
+        await session.emit(event)
+        if self.res.webhooks is not None:
+            self.res.webhooks.publish({**event, "session_id": session.session_id})
+
     async def _publish_findings(self, session: LiveSession, findings: list[Finding]) -> None:
         for f in findings:
             rule = self.engine.rule(f.rule_id) if self.engine else None
             payload = f.to_dict()
             payload["maps_to"] = getattr(rule, "maps_to", None)
-            await session.emit(payload)
+            await self._out(session, payload)
+            if self.res.audit is not None:
+                from intelligence.audit_chain import finding_payload
+
+                await asyncio.to_thread(self.res.audit.append, "compliance-engine", "finding.raised",
+                                        finding_payload(f))
             if f.severity in (Severity.HIGH, Severity.MEDIUM):
                 alert = Alert(session.session_id, "compliance", f.severity, f.message, f.at_s,
                               {"rule_id": f.rule_id, "pack": f.pack, "maps_to": payload["maps_to"],
                                "segment_ids": [e.segment_id for e in f.evidence]})
-                await session.emit(alert.to_dict())
+                await self._out(session, alert.to_dict())
             if payload["maps_to"] in PCI_RULES or f.rule_id.startswith("pci"):
                 await self._redact(session, f)
 
@@ -274,13 +289,27 @@ class SessionEnricher:
                             "valence": round(update.fused.valence, 3), "emotion": update.fused.emotion,
                             "rolling_valence": round(mood.rolling_valence, 3), "state": mood.state})
         for alert in update.alerts:
-            await session.emit(alert.to_dict())
+            await self._out(session, alert.to_dict())
 
     async def finish(self, session: LiveSession) -> None:
+        """End of call: resolve absent-disclosure rules, score the call, open tickets for violations."""
         if self.engine is None:
             return
         findings = await self._engine_call(self.engine.finish, None)
         await self._publish_findings(session, findings)
+        from intelligence.compliance.scorecard import build_scorecard
+
+        all_findings = list(self.engine.findings)
+        card = build_scorecard(self.engine.packs, all_findings, session_id=session.session_id,
+                               language=self.engine.language)
+        await self._out(session, card.to_dict())
+        if self.res.tickets is None:
+            return
+        for f in all_findings:
+            if f.severity not in (Severity.HIGH, Severity.MEDIUM):
+                continue
+            ticket = await asyncio.to_thread(self.res.tickets.create_from_finding, f)
+            await self._out(session, {"type": "ticket", **ticket.to_dict()})
 
 
 def enricher_factories(settings: HarkenSettings, app_state: Any = None,

@@ -42,7 +42,8 @@ class HarkenSettings(BaseSettings):
     compliance: bool = True  # policy-pack rules on every session
     custom_intents: Path | None = None  # YAML of custom intents with example phrases (any language)
     policy_packs: str = ""  # comma-separated pack names applied to every session unless the client names some
-    webhook_url: str | None = None
+    webhook_url: str | None = None  # findings, alerts, tickets and scorecards are POSTed here as JSON
+    webhook_secret: str | None = None  # sent as X-Harken-Token
 
     def resolved_database_url(self) -> str:
         if self.database_url:
