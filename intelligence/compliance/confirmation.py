@@ -1,0 +1,163 @@
+"""The explicit-confirmation rule: a customer's answer to a confirmation question must be a clear yes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from intelligence.compliance.matching import Embedder
+from intelligence.compliance.rules import ConfirmationSpec, PolicyPack, Rule
+from intelligence.compliance.runner_base import Runner, SegmentContext, matcher_for, new_matches
+from intelligence.compliance.state import CallState, Turn
+from intelligence.compliance.text import TextNormalizer
+from intelligence.types import Evidence, Finding
+
+
+@dataclass
+class _Item:
+    """An open confirmation question and what the customer said since."""
+
+    question_end_s: float
+    replies: list[tuple[Turn, str]] = field(default_factory=list)
+    asks: int = 1
+    agent_moved_on: bool = False
+
+
+class ConfirmationRunner(Runner):
+    """Explicit customer confirmation after a confirmation question ("do you understand...", 是否已阅读并理解).
+
+    Each customer reply turn is classed `explicit` (yes / I confirm / 是的 / 已阅读并理解, no hedging), `hedge`
+    (I guess, 差不多吧, or a negative such as 不明白), `backchannel` (a short 嗯 / mm / okay) or `other`
+    (a question, unrelated words). The item closes on an explicit reply. It is reported, at the customer's
+    last reply, when the agent proceeds anyway (a proceed phrase such as "I'll take that as a yes", or the
+    proceed event, e.g. the signature), or, after a backchannel or hedge, when the agent moves on and the
+    customer speaks again without the question being asked again. Asking again keeps the item open.
+    If nothing from the customer was transcribed, the silent gap is reported only on strong evidence.
+    """
+
+    def __init__(self, rule: Rule, pack: PolicyPack, state: CallState, normalizer: TextNormalizer,
+                 embedder: Embedder | None) -> None:
+        super().__init__(rule, pack, state)
+        assert isinstance(rule.spec, ConfirmationSpec)
+        self.spec = rule.spec
+        self.questions = matcher_for(self.spec.questions, rule, normalizer, embedder)
+        self.explicit = matcher_for(self.spec.explicit, rule, normalizer, None)
+        self.weak_yes = matcher_for(self.spec.weak_yes, rule, normalizer, None) if self.spec.weak_yes else None
+        self.hedges = matcher_for(self.spec.hedges, rule, normalizer, None) if self.spec.hedges else None
+        self.negative = matcher_for(self.spec.negative, rule, normalizer, None) if self.spec.negative else None
+        self.proceed = matcher_for(self.spec.proceed, rule, normalizer, None) if self.spec.proceed else None
+        self.backchannels = (matcher_for(self.spec.backchannels, rule, normalizer, None)
+                             if self.spec.backchannels else None)
+        self.item: _Item | None = None
+
+    def classify(self, turn: Turn) -> str:
+        """explicit | hedge | backchannel | other for a customer's reply turn.
+
+        Only `backchannel` and `hedge` replies are violations when the agent proceeds; `other` (a question, or
+        words ASR garbled beyond recognition) never is, so a misrecognised "是的" does not raise a finding.
+        """
+        nt = turn.nt
+        if nt is None or not nt.tokens:
+            return "backchannel"
+        if self.negative and self.negative.find(nt):
+            return "hedge"
+        if self.hedges and self.hedges.find(nt):
+            return "hedge"
+        if self.explicit.find(nt) or (self.weak_yes and self.weak_yes.find(nt)):
+            return "explicit"
+        if self.backchannels:
+            covered: set[int] = set()
+            for m in self.backchannels.find(nt):
+                covered.update(i for i, t in enumerate(nt.tokens) if t.start >= m.start and t.end <= m.end)
+            if len(covered) == len(nt.tokens):
+                return "backchannel"
+        return "other"
+
+    def _proceed_phrase(self, ctx: SegmentContext) -> bool:
+        return bool(self.proceed and ctx.turn.nt and new_matches(self.proceed.find(ctx.turn.nt), ctx.offset))
+
+    def _proceeds(self, ctx: SegmentContext) -> bool:
+        if self._proceed_phrase(ctx):
+            return True
+        if self.spec.proceed_event:
+            st = self.state.events.get((self.pack.id, self.spec.proceed_event))
+            if st and st.occurrences and st.occurrences[-1][0] == ctx.turn.index:
+                return True
+        return False
+
+    def _report_reply(self, item: _Item) -> list[Finding]:
+        turn, _cls = item.replies[-1]
+        self.item = None
+        return [self.finding(f"{self.rule.title}: no explicit answer", [turn.whole_evidence()])]
+
+    def on_segment(self, ctx: SegmentContext) -> list[Finding]:
+        turn = ctx.turn
+        if turn.speaker == "customer":
+            return self._on_customer(turn)
+        if turn.speaker == "agent" and turn.nt is not None:
+            return self._on_agent(ctx)
+        return []
+
+    def _on_customer(self, turn: Turn) -> list[Finding]:
+        item = self.item
+        if item is None:
+            return []
+        if item.agent_moved_on and item.replies and item.replies[-1][0] is not turn:
+            # The agent went on after a weak answer and the conversation continued: the item stayed unconfirmed.
+            if item.replies[-1][1] in ("backchannel", "hedge"):
+                return self._report_reply(item)
+            self.item = None
+            return []
+        cls = self.classify(turn)
+        if cls == "explicit":
+            self.item = None
+            return []
+        if item.replies and item.replies[-1][0] is turn:
+            item.replies[-1] = (turn, cls)
+        else:
+            item.replies.append((turn, cls))
+        return []
+
+    def _on_agent(self, ctx: SegmentContext) -> list[Finding]:
+        assert ctx.turn.nt is not None
+        item = self.item
+        is_question = bool(new_matches(self.questions.find(ctx.turn.nt), ctx.offset))
+        if item is None:
+            if is_question:
+                self.item = _Item(ctx.event.end_s)
+            return []
+        if not item.replies:
+            # Nothing from the customer was transcribed. ASR drops short replies (嗯, but also 是的), so the
+            # silent gap is reported only on stronger evidence: the agent had to ask again, or proceeded with
+            # an explicit "I'll take that as a yes" style phrase.
+            gap = ctx.event.start_s - item.question_end_s
+            if is_question:
+                if gap >= self.spec.min_gap_s:
+                    item.asks += 1
+                item.question_end_s = ctx.event.end_s
+            elif gap >= self.spec.min_gap_s and (
+                (item.asks >= 2 and self._proceeds(ctx)) or self._proceed_phrase(ctx)
+            ):
+                self.item = None
+                channel = 1 - ctx.event.channel if ctx.event.channel in (0, 1) else ctx.event.channel
+                gap_ev = Evidence(f"{ctx.event.segment_id}#gap", channel, round(item.question_end_s, 3),
+                                  round(ctx.event.start_s, 3), "")
+                return [self.finding(f"{self.rule.title}: agent proceeded without an answer", [gap_ev])]
+            return []
+        if is_question:
+            item.question_end_s = ctx.event.end_s
+            item.asks += 1
+            item.agent_moved_on = False
+            return []
+        if self._proceeds(ctx):
+            if item.replies[-1][1] in ("backchannel", "hedge"):
+                return self._report_reply(item)
+            self.item = None  # an unclear ("other") reply is not evidence of a missing confirmation
+            return []
+        item.agent_moved_on = True
+        return []
+
+    def finish(self, end_s: float) -> list[Finding]:
+        item = self.item
+        if item and item.agent_moved_on and item.replies and item.replies[-1][1] in ("backchannel", "hedge"):
+            return self._report_reply(item)
+        return []

@@ -1,0 +1,237 @@
+"""Runners for card data, PII, risk-level mismatch, silence, over-talk and classifier annotations."""
+
+from __future__ import annotations
+
+from intelligence.compliance.matching import Match, PhraseMatcher, is_negated
+from intelligence.compliance.pci import (
+    CVV_KEYWORDS_RE,
+    SensitiveSpan,
+    digit_runs,
+    find_card_numbers,
+    find_cvv,
+    find_pii,
+)
+from intelligence.compliance.rules import (
+    AnnotationSpec,
+    CardNumberSpec,
+    CvvSpec,
+    OvertalkSpec,
+    PiiSpec,
+    PolicyPack,
+    RiskMismatchSpec,
+    Rule,
+    SilenceSpec,
+)
+from intelligence.compliance.runner_base import (
+    Runner,
+    SegmentContext,
+    longest_first,
+    new_matches,
+    speaker_ok,
+)
+from intelligence.compliance.state import CallState, Turn
+from intelligence.compliance.text import TextNormalizer
+from intelligence.types import Annotation, Evidence, Finding, TranscriptEvent
+
+
+class CardNumberRunner(Runner):
+    def __init__(self, rule: Rule, pack: PolicyPack, state: CallState) -> None:
+        super().__init__(rule, pack, state)
+        assert isinstance(rule.spec, CardNumberSpec)
+        self.spec = rule.spec
+        self.reported: set[tuple[int, str]] = set()
+
+    def on_segment(self, ctx: SegmentContext) -> list[Finding]:
+        turn = ctx.turn
+        if not speaker_ok(self.spec.speaker, turn.speaker):
+            return []
+        out = []
+        for s in find_card_numbers(turn.text, allow_unverified=self.spec.allow_unverified):
+            if s.end <= ctx.offset or (turn.index, s.value[-4:]) in self.reported:
+                continue
+            self.reported.add((turn.index, s.value[-4:]))
+            note = "Luhn-valid" if s.luhn_valid else "16 digits near 'card', Luhn failed"
+            out.append(self.finding(f"{self.rule.title} ({note})", [turn.evidence(s.start, s.end)]))
+        return out
+
+
+class CvvRunner(Runner):
+    """A CVV said with its keyword ("the code on the back is 381"), or as the answer to a question about it."""
+
+    def __init__(self, rule: Rule, pack: PolicyPack, state: CallState) -> None:
+        super().__init__(rule, pack, state)
+        assert isinstance(rule.spec, CvvSpec)
+        self.spec = rule.spec
+        self.reported: set[int] = set()
+        self.asked_in_turn: int | None = None
+
+    def on_segment(self, ctx: SegmentContext) -> list[Finding]:
+        turn = ctx.turn
+        said_digits = [r for r in digit_runs(turn.text[ctx.offset :]) if len("".join(p.digits for p in r)) >= 3]
+        if CVV_KEYWORDS_RE.search(turn.text) and not said_digits:  # "the three-digit code on the back?"
+            self.asked_in_turn = turn.index
+        if not speaker_ok(self.spec.speaker, turn.speaker) or turn.index in self.reported:
+            return []
+        pans = find_card_numbers(turn.text)
+        hits = [s for s in find_cvv(turn.text, pans) if s.end > ctx.offset]
+        if not hits and self.asked_in_turn == turn.index - 1:
+            # The previous speaker asked for the code; a lone 3-4 digit answer is the CVV.
+            runs = [r for r in digit_runs(turn.text) if r[-1].end > ctx.offset]
+            if len(runs) == 1 and 3 <= len("".join(p.digits for p in runs[0])) <= 4 and not pans:
+                hits = [SensitiveSpan("cvv", runs[0][0].start, runs[0][-1].end, "".join(p.digits for p in runs[0]))]
+        if not hits:
+            return []
+        self.reported.add(turn.index)
+        return [self.finding(self.rule.title, [turn.evidence(hits[0].start, hits[0].end)])]
+
+
+class PiiRunner(Runner):
+    def __init__(self, rule: Rule, pack: PolicyPack, state: CallState) -> None:
+        super().__init__(rule, pack, state)
+        assert isinstance(rule.spec, PiiSpec)
+        self.spec = rule.spec
+        self.reported: set[tuple[int, str]] = set()
+
+    def on_segment(self, ctx: SegmentContext) -> list[Finding]:
+        turn = ctx.turn
+        if not speaker_ok(self.spec.speaker, turn.speaker):
+            return []
+        out = []
+        for s in find_pii(turn.text):
+            if s.kind in self.spec.kinds and s.end > ctx.offset and (turn.index, s.kind) not in self.reported:
+                self.reported.add((turn.index, s.kind))
+                out.append(self.finding(f"{self.rule.title} ({s.kind})", [turn.evidence(s.start, s.end)]))
+        return out
+
+
+class RiskMismatchRunner(Runner):
+    """Customer risk profile below the product's risk level, stated by the agent, with no refusal."""
+
+    def __init__(self, rule: Rule, pack: PolicyPack, state: CallState, normalizer: TextNormalizer) -> None:
+        super().__init__(rule, pack, state)
+        assert isinstance(rule.spec, RiskMismatchSpec)
+        self.spec = rule.spec
+        self.profile = [(p.level, PhraseMatcher([p.phrase], normalizer, rule.match)) for p in self.spec.profile_levels]
+        self.product = [(p.level, PhraseMatcher([p.phrase], normalizer, rule.match)) for p in self.spec.product_levels]
+        self.refusal = PhraseMatcher(self.spec.refusal, normalizer, rule.match) if self.spec.refusal else None
+        self.reported = False
+
+    def _levels(self, turn: Turn, table: list[tuple[int, PhraseMatcher]]) -> list[tuple[int, Match]]:
+        assert turn.nt is not None
+        found = [(level, m) for level, matcher in table for m in matcher.find(turn.nt) if not is_negated(turn.nt, m)]
+        kept = longest_first([m for _, m in found])
+        return [(level, m) for level, m in found if m in kept]
+
+    def on_segment(self, ctx: SegmentContext) -> list[Finding]:
+        turn = ctx.turn
+        if self.reported or not speaker_ok(self.spec.speaker, turn.speaker) or turn.nt is None:
+            return []
+        product = [x for x in self._levels(turn, self.product) if x[1].end > ctx.offset]
+        if not product:
+            return []
+        window = [t for t in self.state.turns[: turn.index + 1] if speaker_ok(self.spec.speaker, t.speaker)]
+        window = window[-self.spec.window_turns :]
+        profile: list[tuple[int, Match, Turn]] = []
+        for t in window:
+            profile.extend((lvl, m, t) for lvl, m in self._levels(t, self.profile))
+        if not profile:
+            return []
+        if self.refusal and self.refusal.find(turn.nt):
+            return []
+        prof_level, prof_match, prof_turn = profile[-1]
+        # A stated grade (R4, 四级, 4级) outranks a description (中高风险), which ASR can clip to 高风险.
+        graded = [x for x in product if _is_grade(x[1].phrase)]
+        prod_level, prod_match = max(graded or product, key=lambda x: x[0])
+        if prof_level >= prod_level:
+            return []
+        self.reported = True
+        evidence = [turn.evidence(prod_match.start, prod_match.end)]
+        if prof_turn is turn:
+            lo, hi = min(prof_match.start, prod_match.start), max(prof_match.end, prod_match.end)
+            evidence = [turn.evidence(lo, hi)]
+        else:
+            evidence.append(prof_turn.evidence(prof_match.start, prof_match.end))
+        return [self.finding(f"{self.rule.title}: profile level {prof_level} < product level {prod_level}", evidence)]
+
+
+def _is_grade(phrase: str) -> bool:
+    """True for level codes such as R4, C2, 四级, 4级 or 'risk rating 5' (not for 中高风险 / high-risk)."""
+    p = phrase.lower()
+    return "级" in p or any(ch.isdigit() for ch in p) or "rating" in p or "level" in p
+
+
+class SilenceRunner(Runner):
+    def __init__(self, rule: Rule, pack: PolicyPack, state: CallState, normalizer: TextNormalizer) -> None:
+        super().__init__(rule, pack, state)
+        assert isinstance(rule.spec, SilenceSpec)
+        self.spec = rule.spec
+        self.hold = PhraseMatcher(self.spec.hold_phrases, normalizer) if self.spec.hold_phrases else None
+        self.last_end_s: float | None = None
+        self.on_hold = False
+
+    def on_segment(self, ctx: SegmentContext) -> list[Finding]:
+        ev = ctx.event
+        out = []
+        if self.last_end_s is not None:
+            gap = ev.start_s - self.last_end_s
+            limit = self.spec.max_hold_s if self.on_hold and self.spec.max_hold_s else self.spec.max_gap_s
+            if gap > limit:
+                what = "hold" if self.on_hold else "silence"
+                out.append(self.finding(f"{self.rule.title}: {what} of {gap:.0f} s",
+                                        [Evidence(ev.segment_id, ev.channel, self.last_end_s, ev.start_s, "")]))
+        self.on_hold = bool(self.hold and ctx.turn.speaker == "agent" and ctx.turn.nt
+                            and new_matches(self.hold.find(ctx.turn.nt), ctx.offset))
+        self.last_end_s = max(self.last_end_s or 0.0, ev.end_s)
+        return out
+
+
+class OvertalkRunner(Runner):
+    def __init__(self, rule: Rule, pack: PolicyPack, state: CallState) -> None:
+        super().__init__(rule, pack, state)
+        assert isinstance(rule.spec, OvertalkSpec)
+        self.spec = rule.spec
+        self.last: dict[int, TranscriptEvent] = {}
+
+    def on_segment(self, ctx: SegmentContext) -> list[Finding]:
+        ev = ctx.event
+        out = []
+        for ch, other in self.last.items():
+            if ch == ev.channel:
+                continue
+            overlap = min(ev.end_s, other.end_s) - max(ev.start_s, other.start_s)
+            if overlap >= self.spec.min_overlap_s:
+                out.append(self.finding(f"{self.rule.title}: {overlap:.1f} s",
+                                        [Evidence(ev.segment_id, ev.channel, max(ev.start_s, other.start_s),
+                                                  min(ev.end_s, other.end_s), "")]))
+        self.last[ev.channel] = ev
+        return out
+
+
+class AnnotationRunner(Runner):
+    def __init__(self, rule: Rule, pack: PolicyPack, state: CallState) -> None:
+        super().__init__(rule, pack, state)
+        assert isinstance(rule.spec, AnnotationSpec)
+        self.spec = rule.spec
+        self.hits: list[tuple[float, Evidence]] = []
+
+    def on_annotation(self, ann: Annotation, role: str) -> list[Finding]:
+        spec = self.spec
+        if ann.task != spec.task or ann.label not in spec.labels or ann.score < spec.min_score:
+            return []
+        if not speaker_ok(spec.speaker, role):
+            return []
+        turn_idx = self.state.segment_turn.get(ann.segment_id)
+        if turn_idx is not None:
+            turn = self.state.turns[turn_idx]
+            seg = next(s for s in turn.segments if s.segment_id == ann.segment_id)
+            evidence = Evidence(seg.segment_id, seg.channel, seg.start_s, seg.end_s, seg.text)
+        else:
+            evidence = Evidence(ann.segment_id, ann.channel, self.state.last_end_s, self.state.last_end_s, "")
+        self.hits.append((evidence.start_s, evidence))
+        if spec.window_s is not None:
+            self.hits = [h for h in self.hits if evidence.start_s - h[0] <= spec.window_s]
+        if len(self.hits) < spec.min_count:
+            return []
+        found = self.finding(f"{self.rule.title}: {ann.task}={ann.label}", [h[1] for h in self.hits])
+        self.hits = []
+        return [found]
