@@ -78,6 +78,8 @@ class ChannelTranscriber:
             else None
         )
         self._denoiser = denoiser
+        # a denoiser delays its output by a fixed number of samples: shift word times back by as much
+        self._shift_s = float(getattr(denoiser, "latency_samples", 0)) / SAMPLE_RATE_HZ if denoiser else 0.0
         self._vad = StreamingVad(params.vad)
         self._audio = np.zeros(0, dtype=np.int16)
         self._audio_base = 0  # sample index of self._audio[0]
@@ -266,8 +268,8 @@ class ChannelTranscriber:
             out.append(
                 Word(
                     text=w.text,
-                    start_s=round(job.offset_s + w.start_s, 3),
-                    end_s=round(job.offset_s + min(w.end_s, duration), 3),
+                    start_s=round(max(0.0, job.offset_s + w.start_s - self._shift_s), 3),
+                    end_s=round(max(0.0, job.offset_s + min(w.end_s, duration) - self._shift_s), 3),
                     probability=w.probability,
                 )
             )
