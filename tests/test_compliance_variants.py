@@ -230,6 +230,20 @@ DIALOGUES = [
         (C, "那就买吧。"),
         (A, "理财非存款、产品有风险、投资须谨慎，收益率稳定，绝对不会亏。请在这里签字。"),
     ), (("agent_identity_missing", 0), ("risk_assessment_mismatch", 2), ("prohibited_promise", 4))),
+    # --- ASR damage seen on the dev audio: a garbled "uh-huh", an agent notice cut off by the recogniser ---
+    Dialogue("en_garbled_reply_assumed_yes", "en", (
+        (A, "Hi, it's Jessica from Westfield Bank, this call is recorded."),
+        (A, "Your payment goes up by $90 a month. I just need you to agree and I'll move the money today."),
+        (C, "I'll."),
+        (A, "Great, so I'll take that as a yes. The APR stays at 8.9%."),
+    ), (("customer_confirmation_missing", 2),)),
+    Dialogue("zh_notice_lost_by_asr_consent_heard", "zh", (
+        (A, "你好,我是民生银行理财经理赵磊,"),
+        (C, "可以同意啊"),
+        (A, "理财非存款、产品有风险、投资须谨慎。请问您是否已经阅读并理解？"),
+        (C, "是的，已阅读。"),
+        (A, "请您在这里签字。"),
+    ), ()),
 ]
 
 

@@ -28,8 +28,9 @@ class ConfirmationRunner(Runner):
     Each customer reply turn is classed `explicit` (yes / I confirm / 是的 / 已阅读并理解, no hedging), `hedge`
     (I guess, 差不多吧, or a negative such as 不明白), `backchannel` (a short 嗯 / mm / okay) or `other`
     (a question, unrelated words). The item closes on an explicit reply. It is reported, at the customer's
-    last reply, when the agent proceeds anyway (a proceed phrase such as "I'll take that as a yes", or the
-    proceed event, e.g. the signature), or, after a backchannel or hedge, when the agent moves on and the
+    last reply, when the agent proceeds anyway after a backchannel or hedge (a proceed phrase, or the proceed
+    event, e.g. the signature), when the agent says it assumes consent ("I'll take that as a yes") whatever the
+    reply looked like, or, after a backchannel or hedge, when the agent moves on and the
     customer speaks again without the question being asked again. Asking again keeps the item open.
     If nothing from the customer was transcribed, the silent gap is reported only on strong evidence.
     """
@@ -45,6 +46,7 @@ class ConfirmationRunner(Runner):
         self.hedges = matcher_for(self.spec.hedges, rule, normalizer, None) if self.spec.hedges else None
         self.negative = matcher_for(self.spec.negative, rule, normalizer, None) if self.spec.negative else None
         self.proceed = matcher_for(self.spec.proceed, rule, normalizer, None) if self.spec.proceed else None
+        self.assumed = matcher_for(self.spec.assumed, rule, normalizer, None) if self.spec.assumed else None
         self.backchannels = (matcher_for(self.spec.backchannels, rule, normalizer, None)
                              if self.spec.backchannels else None)
         self.item: _Item | None = None
@@ -72,11 +74,13 @@ class ConfirmationRunner(Runner):
                 return "backchannel"
         return "other"
 
-    def _proceed_phrase(self, ctx: SegmentContext) -> bool:
-        return bool(self.proceed and ctx.turn.nt and new_matches(self.proceed.find(ctx.turn.nt), ctx.offset))
+    def _assumes_consent(self, ctx: SegmentContext) -> bool:
+        return bool(self.assumed and ctx.turn.nt and new_matches(self.assumed.find(ctx.turn.nt), ctx.offset))
 
     def _proceeds(self, ctx: SegmentContext) -> bool:
-        if self._proceed_phrase(ctx):
+        if self._assumes_consent(ctx):
+            return True
+        if self.proceed and ctx.turn.nt and new_matches(self.proceed.find(ctx.turn.nt), ctx.offset):
             return True
         if self.spec.proceed_event:
             st = self.state.events.get((self.pack.id, self.spec.proceed_event))
@@ -135,7 +139,7 @@ class ConfirmationRunner(Runner):
                     item.asks += 1
                 item.question_end_s = ctx.event.end_s
             elif gap >= self.spec.min_gap_s and (
-                (item.asks >= 2 and self._proceeds(ctx)) or self._proceed_phrase(ctx)
+                (item.asks >= 2 and self._proceeds(ctx)) or self._assumes_consent(ctx)
             ):
                 self.item = None
                 channel = 1 - ctx.event.channel if ctx.event.channel in (0, 1) else ctx.event.channel
@@ -149,7 +153,7 @@ class ConfirmationRunner(Runner):
             item.agent_moved_on = False
             return []
         if self._proceeds(ctx):
-            if item.replies[-1][1] in ("backchannel", "hedge"):
+            if item.replies[-1][1] in ("backchannel", "hedge") or self._assumes_consent(ctx):
                 return self._report_reply(item)
             self.item = None  # an unclear ("other") reply is not evidence of a missing confirmation
             return []

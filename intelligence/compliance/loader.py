@@ -356,7 +356,7 @@ def _spec(kind: str, m: _Map) -> RuleSpec | None:
         return ConfirmationSpec(
             m.strs("questions", required=True), m.strs("explicit", required=True), m.strs("weak_yes"),
             m.strs("hedges"), m.strs("negative"), m.strs("proceed"), m.str("proceed_event"),
-            m.num("min_gap_s", 0.8, lo=0) or 0.8, m.strs("backchannels"),
+            m.num("min_gap_s", 0.8, lo=0) or 0.8, m.strs("backchannels"), m.strs("assumed"),
         )
     if kind == "card_number":
         return CardNumberSpec(_speaker(m, "any"), m.boolean("allow_unverified", True))
@@ -404,7 +404,9 @@ def _events(pm: _Map, base: MatchOptions, pack_langs: tuple[str, ...]) -> tuple[
                 if els and k > len(els):
                     am.err("min_elements", f"min_elements {k} exceeds the {len(els)} elements listed")
                 alt_speaker = am.str("speaker", None, choices=_SPEAKERS) if am.has("speaker") else None
-                alternatives.append(EventAlternative(els, k, alt_speaker))  # type: ignore[arg-type]
+                alt_turns = am.num("within_turns", lo=1)
+                alternatives.append(EventAlternative(els, k, alt_speaker,  # type: ignore[arg-type]
+                                                     int(alt_turns) if alt_turns else None))
                 am.done()
         elif em.has("elements"):
             els = _elements(em, "elements")

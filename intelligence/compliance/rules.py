@@ -71,6 +71,7 @@ class EventAlternative:
     elements: tuple[Element, ...]
     min_elements: int
     speaker: Speaker | None = None  # overrides the event's speaker for this alternative
+    within_turns: int | None = None  # counts only in the call's first N speaker turns
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,9 @@ class ConfirmationSpec:
     proceed_event: str | None = None
     min_gap_s: float = 0.8
     backchannels: tuple[str, ...] = ()
+    # The agent saying it assumes consent ("I'll take that as a yes", 那我们就先办理了) is itself evidence
+    # that the answer was not explicit, whatever the (possibly misrecognised) reply was.
+    assumed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

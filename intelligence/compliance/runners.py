@@ -124,6 +124,8 @@ class EventTracker:
             for a, (alt, matchers) in enumerate(zip(ev.alternatives, self.matchers[ev.name], strict=True)):
                 if not speaker_ok(alt.speaker or ev.speaker, turn.speaker):
                     continue
+                if alt.within_turns is not None and turn.index >= alt.within_turns:
+                    continue
                 new_in_seg: Evidence | None = None
                 for el, matcher in zip(alt.elements, matchers, strict=True):
                     hits = [m for m in new_matches(matcher.find(nt), ctx.offset) if not is_negated(nt, m)]
