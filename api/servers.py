@@ -16,7 +16,8 @@ async def start_servers(state: HarkenState) -> list[Any]:
     if s.audiosocket_port:
         from pipelines.taps.audiosocket import AudioSocketServer
 
-        server = AudioSocketServer(state.manager, host=s.sip_host, port=s.audiosocket_port)
+        server = AudioSocketServer(state.manager, host=s.sip_host, port=s.audiosocket_port,
+                                   agent_port=s.audiosocket_agent_port)
         await server.start()
         servers.append(server)
     if s.sip_port:

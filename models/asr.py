@@ -39,6 +39,9 @@ class AsrRequest:
     audio: np.ndarray
     language: str | None
     prompt: str = ""
+    # Text already committed for the start of this audio: forced as the decoder's prefix, so only the new tail
+    # is generated token by token (forced tokens cost one parallel step).
+    prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,8 @@ class WhisperBackend:
         if language == "zh" and not prompt_text:
             prompt_text = ZH_PROMPT
         previous = tok.encode(" " + prompt_text.strip()) if prompt_text.strip() else []
-        prompt = m.get_prompt(tok, previous[-100:], without_timestamps=True)
+        prefix = request.prefix.strip() or None
+        prompt = m.get_prompt(tok, previous[-100:], without_timestamps=True, prefix=prefix)
         max_length = 200
         best = None
         for temperature in (0.0, 0.4):
@@ -201,6 +205,7 @@ class WhisperBackend:
             best = (tokens, text, avg_logprob, float(result.no_speech_prob), ratio)
             if ratio <= 2.4 and avg_logprob >= -1.0:
                 break
+            prompt = m.get_prompt(tok, previous[-100:], without_timestamps=True)  # fall back without prefix
         assert best is not None
         tokens, text, avg_logprob, no_speech_prob, ratio = best
         words = self._align(tok, enc, tokens, num_frames, language)

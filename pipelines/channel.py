@@ -35,6 +35,7 @@ class StreamingParams:
     min_decode_s: float = 0.4
     max_buffer_s: float = 12.0
     force_commit_lag_s: float = 4.0
+    prefix_committed: bool = False  # measured: WER 0.205 vs 0.181 on 15 tel clips, no speed gain
     vad: VadParams = VadParams()
 
 
@@ -190,13 +191,17 @@ class ChannelTranscriber:
             # Whisper skip those words and squash their timestamps.
             start_s = start / SAMPLE_RATE_HZ
             before = [w.text.strip() for w in self._prompt_words if w.end_s <= start_s + 0.05]
-            prompt = "".join(before[-60:]) if self.language == "zh" else " ".join(before[-40:])
+            inside = [w.text.strip() for w in self._prompt_words if w.end_s > start_s + 0.05]
+            sep = "" if self.language == "zh" else " "
+            prompt = sep.join(before[-60:] if self.language == "zh" else before[-40:])
+            prefix = sep.join(inside) if self.params.prefix_committed else ""
             return DecodeJob(
                 channel=self.channel,
                 final=final,
                 offset_s=start / SAMPLE_RATE_HZ,
                 end_s=end / SAMPLE_RATE_HZ,
-                request=AsrRequest(audio=self._slice(start, end), language=self.language, prompt=prompt),
+                request=AsrRequest(audio=self._slice(start, end), language=self.language, prompt=prompt,
+                                   prefix=prefix),
             )
 
     def _floor_for_final(self, start: int) -> int:

@@ -42,6 +42,7 @@ class EnrichmentResources:
     _packs: list[Any] | None = None
     _text_exec: BatchingExecutor | None = None
     _voice_exec: BatchingExecutor | None = None
+    _normalizer: Any = None  # one compliance TextNormalizer per process: phrases are compiled once
     _lock: threading.Lock = field(default_factory=threading.Lock)
     load_errors: dict[str, str] = field(default_factory=dict)
     # App-level services, set by create_app (None in one-off runs such as file transcription)
@@ -87,6 +88,14 @@ class EnrichmentResources:
                 names = [p for p in self.settings.policy_packs.split(",") if p.strip()] or list(BUILTIN_PACKS)
                 self._packs = load_packs(names)  # raises PolicyError with file:line at start-up
             return self._packs
+
+    def normalizer(self) -> Any:
+        with self._lock:
+            if self._normalizer is None:
+                from intelligence.compliance.text import TextNormalizer
+
+                self._normalizer = TextNormalizer()
+            return self._normalizer
 
     def packs_for(self, names: Sequence[str]) -> list[Any]:
         if not names:
@@ -327,9 +336,13 @@ def enricher_factories(settings: HarkenSettings, app_state: Any = None,
             from intelligence.compliance.engine import ComplianceEngine
 
             packs = res.packs_for(session.config.policy_packs)
-            roles = dict(enumerate(session.config.channel_names))
+            names = session.config.channel_names
+            roles_known = {"agent", "customer"} <= set(names)
+            # a single mixed channel (an in-room 双录 recording, a meeting) has no known roles: the engine then
+            # infers turns from pauses and skips rules that need to know who spoke
+            roles = dict(enumerate(names)) if roles_known else {i: "agent" for i in range(len(names))}
             engine = ComplianceEngine(packs, session_id=session.session_id, language=session.config.language,
-                                      channel_roles=roles)
+                                      channel_roles=roles, normalizer=res.normalizer(), roles_known=roles_known)
         return SessionEnricher(session, res, engine)
 
     return [make]

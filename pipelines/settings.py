@@ -37,6 +37,7 @@ class HarkenSettings(BaseSettings):
     sip_host: str = "127.0.0.1"
     sip_port: int | None = None
     audiosocket_port: int | None = None
+    audiosocket_agent_port: int | None = None  # agent legs; paired with customer legs by call UUID
     # Enrichment
     classifiers: bool = True  # intent, emotion, sentiment, voice emotion, escalation alerts
     compliance: bool = True  # policy-pack rules on every session
