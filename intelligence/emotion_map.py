@@ -10,11 +10,12 @@ argued with:
               (negative but not hostile: "this is the third time I call", "I'm so disappointed")
   anxious     fear, nervousness                    (worried about money, fraud, a lost card)
   confused    confusion                            (does not understand: explain again)
-  happy       admiration, amusement, approval, caring, excitement, gratitude, joy, love, optimism, pride,
-              relief                               (happy / satisfied)
-  neutral     neutral, curiosity, desire, realization, surprise
-              (curiosity in GoEmotions is mostly a plain question, and asking is not confusion; desire is mostly
-              "I want / would like", a request)
+  happy       admiration, amusement, caring, excitement, gratitude, joy, love, optimism, pride, relief
+                                                   (happy / satisfied)
+  neutral     neutral, approval, curiosity, desire, realization, surprise
+              (approval in GoEmotions is mostly agreement, "yes, that's right", which in a call is a confirmation,
+              not satisfaction: on calls/dev it fired on 49 neutral turns and 2 happy ones; curiosity is mostly a
+              plain question, and asking is not confusion; desire is mostly "I want / would like", a request)
 
 Sentiment follows GoEmotions' own grouping (group/labels.txt: positive, negative, ambiguous, neutral), where
 "ambiguous" is confusion, curiosity, realization and surprise. For the product's three-way sentiment, ambiguous
@@ -47,9 +48,9 @@ _CATEGORY_MEMBERS: Final[dict[ContactCenterEmotion, tuple[str, ...]]] = {
     "frustrated": ("annoyance", "disappointment", "disapproval", "sadness", "grief", "remorse", "embarrassment"),
     "anxious": ("fear", "nervousness"),
     "confused": ("confusion",),
-    "happy": ("admiration", "amusement", "approval", "caring", "excitement", "gratitude", "joy", "love",
-              "optimism", "pride", "relief"),
-    "neutral": ("neutral", "curiosity", "desire", "realization", "surprise"),
+    "happy": ("admiration", "amusement", "caring", "excitement", "gratitude", "joy", "love", "optimism", "pride",
+              "relief"),
+    "neutral": ("neutral", "approval", "curiosity", "desire", "realization", "surprise"),
 }  # fmt: skip
 
 _GROUP_MEMBERS: Final[dict[SentimentGroup, tuple[str, ...]]] = {

@@ -3,7 +3,7 @@
 The model has the 77 Banking77 intents plus one `out_of_scope` class (trained on everyday requests from
 CLINC150 that are not banking). An utterance is rejected as out of scope when that class wins, or when the
 best banking intent's probability is below `min_intent_probability` (tuned on validation data so that banking
-accuracy drops by at most one point; see `tune_rejection_threshold`). Input without any letter (empty,
+accuracy drops by at most a quarter of a point; see `tune_rejection_threshold` and train_intent.py). Input without any letter (empty,
 numbers only, emoji only) gets `unknown` with score 0: there is nothing to classify.
 """
 

@@ -24,7 +24,12 @@ import torch
 
 from intelligence.emotion_map import EMOTION_TO_GROUP, GOEMOTIONS_LABELS, SENTIMENT_GROUPS
 from models.classifiers.datasets import MultiLabelText, hash_bucket, read_goemotions, read_goemotions_labels
-from models.classifiers.emotion import TextEmotionClassifier, macro_f1, tune_thresholds
+from models.classifiers.emotion import (
+    CONTACT_CENTER_SENTIMENT_WEIGHTS,
+    TextEmotionClassifier,
+    macro_f1,
+    tune_thresholds,
+)
 from models.classifiers.onnx_text import OnnxTextEncoder
 from models.training import text_model as tm
 
@@ -95,6 +100,7 @@ def train_emotion(
         "emotion_labels": list(GOEMOTIONS_LABELS),
         "sentiment_group_labels": list(SENTIMENT_GROUPS),
         "thresholds": [0.5] * n_emo,
+        "sentiment_weights": CONTACT_CENTER_SENTIMENT_WEIGHTS,
     }
     (out_dir / "labels.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     torch.save({k: v for k, v in model.state_dict().items() if "word_embeddings" not in k},

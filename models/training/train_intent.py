@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 NEGATIVES_PER_CLINC_INTENT = 25
 TUNING_NEGATIVES_PER_CLINC_INTENT = 5
 MAX_TOKENS = 64
+# Banking accuracy the rejection threshold may cost on validation data. The out-of-scope class alone already
+# rejects about 94% of CLINC's oos_train at no cost; a threshold high enough to cost a full point only added two
+# more points of recall and rejected long, rambling call-center turns that did carry a banking intent.
+MAX_ACCURACY_DROP = 0.0025
 
 
 def clinc_negatives(examples: list[LabelledText], per_intent: int, salt: str) -> list[LabelledText]:
@@ -99,7 +103,7 @@ def train_intent(data_root: Path, out_dir: Path, epochs: int = 4, frozen_layers:
     encoder = OnnxTextEncoder(out_dir)
     tune_negatives = clinc["oos_train"] + clinc_negatives(clinc["val"], TUNING_NEGATIVES_PER_CLINC_INTENT, "v")
     tuning = tune_rejection_threshold(encoder, [r.text for r in val_rows], [r.label for r in val_rows],
-                                      [r.text for r in tune_negatives], max_accuracy_drop=0.01)
+                                      [r.text for r in tune_negatives], max_accuracy_drop=MAX_ACCURACY_DROP)
     meta = json.loads((out_dir / "labels.json").read_text(encoding="utf-8"))
     meta["min_intent_probability"] = tuning["threshold"]
     (out_dir / "labels.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
