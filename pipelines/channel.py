@@ -121,6 +121,11 @@ class ChannelTranscriber:
                 tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
                 if len(tail):
                     self._ingest(tail)
+            if self._denoiser is not None and hasattr(self._denoiser, "flush"):
+                # the denoiser holds back its fixed delay: let the last few ms reach the recogniser
+                held = np.frombuffer(self._denoiser.flush(), dtype="<i2")
+                if len(held):
+                    self._append(held)
             if self._utt_start is not None:
                 self._final_due.append((self._utt_start, self._received))
                 self._utt_start = None
@@ -131,6 +136,9 @@ class ChannelTranscriber:
             return
         if self._denoiser is not None:
             samples = np.frombuffer(self._denoiser.process(samples.astype("<i2").tobytes()), dtype="<i2")
+        self._append(samples)
+
+    def _append(self, samples: np.ndarray) -> None:
         self._audio = np.concatenate([self._audio, samples.astype(np.int16, copy=False)])
         self._received += len(samples)
         preroll = int(self.params.vad.preroll_ms * SAMPLE_RATE_HZ / 1000)
