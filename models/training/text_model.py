@@ -190,6 +190,8 @@ class TrainConfig:
     # Stop after an epoch when another one would not end within this budget (the learning-rate schedule still
     # assumes `epochs`); None = no limit. Keeps `harken train` bounded on a busy machine.
     max_seconds: float | None = None
+    # Stop after this many epochs although the schedule is planned for `epochs` (reproduces a budget-cut run).
+    stop_after_epochs: int | None = None
 
 
 def fit(
@@ -243,6 +245,8 @@ def fit(
         if score > best_score:
             best_score = score
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if config.stop_after_epochs is not None and epoch + 1 >= config.stop_after_epochs:
+            break
         elapsed = time.monotonic() - t_fit
         if config.max_seconds is not None and elapsed * (epoch + 2) / (epoch + 1) > config.max_seconds:
             log.warning("stopping after epoch %d of %d: time budget of %.0f s", epoch + 1, config.epochs,
