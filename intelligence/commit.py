@@ -51,7 +51,9 @@ def is_hallucination(text: str, quality: HypothesisQuality) -> bool:
     """True when a hypothesis should be discarded as non-speech or a known silence hallucination."""
     if quality.compression_ratio > 2.4:
         return True
-    if quality.no_speech_prob > 0.6 and quality.avg_logprob < -1.0:
+    if quality.no_speech_prob > 0.5 and quality.avg_logprob < -1.0:
+        return True
+    if quality.avg_logprob < -1.5:  # the decoder itself does not believe it (typical of noise-only input)
         return True
     if quality.avg_logprob < -0.7 or quality.no_speech_prob > 0.4:
         stripped = text.strip()

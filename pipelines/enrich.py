@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -252,8 +253,10 @@ class SessionEnricher:
         language = utt.language or session.config.language
         text_res = None
         voice_res = None
+        sentences = split_sentences(text)
         try:
-            text_res = await self.res.classify_text(text, language)
+            results = await asyncio.gather(*(self.res.classify_text(t, language) for t in [text, *sentences]))
+            text_res = pick_intent(results[0], results[1:])
         except Overloaded:
             session.stats.enrichment_errors += 1
         pcm = session.recent_audio[utt.channel].span(utt.start_s, utt.end_s)
@@ -319,6 +322,25 @@ class SessionEnricher:
                 continue
             ticket = await asyncio.to_thread(self.res.tickets.create_from_finding, f)
             await self._out(session, {"type": "ticket", **ticket.to_dict()})
+
+
+def split_sentences(text: str, max_sentences: int = 4) -> list[str]:
+    """The sentences of a multi-sentence utterance (none for a single sentence): call turns often state the
+    request in one sentence among small talk, which dilutes a whole-turn intent into out-of-scope."""
+    parts = [p.strip() for p in re.split(r"(?<=[.?!。？！])\s*", text) if len(p.strip()) > 3]
+    return parts[:max_sentences] if len(parts) > 1 else []
+
+
+def pick_intent(whole: Any, per_sentence: Sequence[Any]) -> Any:
+    """Emotion and sentiment of the whole utterance; intent of the most confident in-scope sentence, if the
+    whole utterance was rejected as out of scope."""
+    if whole is None or whole.intent is None or whole.intent.label != "out_of_scope":
+        return whole
+    candidates = [r.intent for r in per_sentence if r is not None and r.intent is not None
+                  and r.intent.label not in ("out_of_scope", "unknown")]
+    if not candidates:
+        return whole
+    return replace(whole, intent=max(candidates, key=lambda p: p.score))
 
 
 def enricher_factories(settings: HarkenSettings, app_state: Any = None,

@@ -71,3 +71,4 @@ def test_hallucination_guard():
     assert is_hallucination("anything", HypothesisQuality(-1.5, 0.8, 1.0))
     assert is_hallucination("la la la la la la la la la la la la la la", HypothesisQuality(-0.2, 0.0, 3.1))
     assert not is_hallucination("I would like to close my account", sure)
+    assert is_hallucination("I'm", HypothesisQuality(avg_logprob=-1.95, no_speech_prob=0.59, compression_ratio=0.3))

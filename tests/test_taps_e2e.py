@@ -55,8 +55,17 @@ def harken(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harken]:
         audiosocket_port=free_port(), sip_port=free_port(), audiohook_api_key=API_KEY,
         audiohook_client_secret=SECRET,
     )
-    if "audiosocket_agent_port" in HarkenSettings.model_fields:  # two-leg AudioSocket calls, once the app has it
-        settings.audiosocket_agent_port = free_port()
+    with running_server(settings) as base:
+        yield Harken(base, settings)
+
+
+@pytest.fixture(scope="module")
+def harken_paired(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harken]:
+    """A server whose AudioSocket listener pairs customer and agent legs of one call (HARKEN_AUDIOSOCKET_AGENT_PORT)."""
+    settings = HarkenSettings(
+        data_dir=tmp_path_factory.mktemp("harken-paired"), asr_model="tiny.en", classifiers=False,
+        compliance=False, max_channels=8, audiosocket_port=free_port(), audiosocket_agent_port=free_port(),
+    )
     with running_server(settings) as base:
         yield Harken(base, settings)
 
@@ -194,14 +203,12 @@ async def test_asterisk_audiosocket_leg(harken: Harken, call: peers.CallAudio, r
 
 
 async def test_asterisk_audiosocket_two_legs_make_one_agent_customer_session(
-    harken: Harken, call: peers.CallAudio, refs
+    harken_paired: Harken, call: peers.CallAudio, refs
 ) -> None:
-    agent_port = getattr(harken.settings, "audiosocket_agent_port", None)
-    if not agent_port:
-        pytest.skip("the app does not configure AudioSocket agent legs yet (HarkenSettings.audiosocket_agent_port)")
-    peer = await peers.audiosocket_two_legs("127.0.0.1", harken.settings.audiosocket_port, agent_port, call,
+    agent_port = harken_paired.settings.audiosocket_agent_port
+    peer = await peers.audiosocket_two_legs("127.0.0.1", harken_paired.settings.audiosocket_port, agent_port, call,
                                             speed=SPEED, dtmf="2", dtmf_at_s=8.0)
-    out = await outcome(harken, peer.call_ref)
+    out = await outcome(harken_paired, peer.call_ref)
     assert out.row["source"] == "audiosocket" and out.row["metadata"]["call_id"] == peer.call_ref
     assert_right_speakers(out, refs, ("agent", "customer"))
     assert_hung_up(out, SECONDS)
