@@ -163,7 +163,8 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
                     clock = "wall_s"
                 else:
                     _sid, events = await replay(rt.manager, audio.mono(), language=clip.language,
-                                                channel_names=("speaker",), source="eval")
+                                                channel_names=("speaker",), source="eval",
+                                                simulated_decode_s=None)
                     clock = "media_clock_s"
                 stream_wall += time.perf_counter() - t
                 fl, pl = word_latencies(events, clock)

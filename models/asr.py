@@ -182,9 +182,11 @@ class WhisperBackend:
         prompt = m.get_prompt(tok, previous[-100:], without_timestamps=True, prefix=prefix)
         max_length = 200
         best = None
-        for temperature in (0.0, 0.4):
+        # Fallback when the greedy result looks like a loop or is unsure: beam search, not Whisper's temperature
+        # sampling, so the same audio always gives the same transcript (reproducible audits).
+        for beam in (self.beam_size, max(5, self.beam_size)):
             kwargs = dict(
-                beam_size=self.beam_size if temperature == 0.0 else 1,
+                beam_size=beam,
                 max_length=max_length,
                 return_scores=True,
                 return_no_speech_prob=True,
@@ -193,8 +195,6 @@ class WhisperBackend:
                 repetition_penalty=1.0,
                 no_repeat_ngram_size=0,
             )
-            if temperature > 0:
-                kwargs.update(sampling_temperature=temperature, sampling_topk=0)
             result = m.model.generate(enc, [prompt], **kwargs)[0]
             tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
             text = tok.decode(tokens)

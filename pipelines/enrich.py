@@ -196,7 +196,8 @@ class SessionEnricher:
 
         channels = {e.channel for e in finding.evidence} or {0}
         since_s = min((e.start_s for e in finding.evidence), default=0.0) - REDACTION_LOOKBACK_S
-        changed: dict[str, tuple[str, list[tuple[float, float]]]] = {}
+        changed: dict[str, str] = {}  # segment id -> redacted text
+        mutes: list[tuple[float, float]] = []
         for ch in channels:
             segs = [ev for ev in session.history if ev.get("type") == "transcript" and ev.get("kind") == "final"
                     and ev.get("channel") == ch and ev.get("end_s", 0.0) >= since_s]
@@ -207,28 +208,30 @@ class SessionEnricher:
                 offsets.append((len(text), ev))
                 text += ev["text"]
             for span in find_sensitive(text, ("pan", "cvv")):
+                times: list[tuple[float, float]] = []
                 for off, ev in offsets:
                     lo, hi = max(span.start, off) - off, min(span.end, off + len(ev["text"])) - off
                     if lo >= hi:
                         continue
-                    cur_text, mutes = changed.get(ev["segment_id"], (ev["text"], []))
-                    masked = cur_text[:lo] + "".join("#" if c.isalnum() else c for c in cur_text[lo:hi]) + \
-                        cur_text[hi:]
-                    mutes.append(time_of_chars(to_transcript_event(ev), lo, hi))
-                    changed[ev["segment_id"]] = (masked, mutes)
+                    cur_text = changed.get(ev["segment_id"], ev["text"])
+                    changed[ev["segment_id"]] = cur_text[:lo] + "".join(
+                        "#" if c.isalnum() else c for c in cur_text[lo:hi]) + cur_text[hi:]
+                    times.append(time_of_chars(to_transcript_event(ev), lo, hi))
+                if times:  # one interval from the first to the last digit, pauses between groups included
+                    mutes.append((min(t[0] for t in times), max(t[1] for t in times)))
         for ev in session.history:
             if ev.get("type") != "transcript" or ev.get("segment_id") not in changed:
                 continue
-            red_text, mutes = changed[ev["segment_id"]]
+            red_text = changed[ev["segment_id"]]
             words = [{**w, "text": "".join("#" if c.isdigit() else c for c in w["text"])} for w in ev["words"]]
             ev.update({"text": red_text, "words": words, "redacted": True})
             await asyncio.to_thread(session.manager.sink.store.replace_event_payload, session.session_id,
                                     ev["seq"], dict(ev))
-            if session.recorder is not None:
-                for start_s, end_s in mutes:
-                    session.recorder.mute(start_s - 0.25, end_s + 0.25)
             await session.emit({"type": "redaction", "segment_id": ev["segment_id"], "channel": ev["channel"],
                                 "text": red_text, "rule_id": finding.rule_id})
+        if session.recorder is not None:
+            for start_s, end_s in mutes:
+                session.recorder.mute(start_s - 0.25, end_s + 0.25)
         # utterance events repeat their finals' text: rebuild them from the redacted finals
         by_id = {ev["segment_id"]: ev for ev in session.history if ev.get("type") == "transcript"}
         for ev in session.history:

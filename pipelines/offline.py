@@ -13,6 +13,7 @@ from pipelines.config import SessionConfig
 from pipelines.session import SessionManager
 
 CHUNK_S = 0.5
+DETERMINISTIC_DECODE_S = 0.5  # about one Whisper base decode on 2 CPU cores
 
 
 def default_channel_names(channels: int) -> tuple[str, ...]:
@@ -33,8 +34,13 @@ async def replay(
     source: str = "file",
     progress: Callable[[float], None] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    simulated_decode_s: float | None = DETERMINISTIC_DECODE_S,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """Replay decoded audio as one paced session; returns (session_id, all events in emission order)."""
+    """Replay decoded audio as one paced session; returns (session_id, all events in emission order).
+
+    `simulated_decode_s`: how far each decode advances the simulated real-time clock. A constant (default) makes
+    the transcript the same on any machine under any load; None uses each decode's measured time (latency eval).
+    """
     if channel_names is None and audio.is_dual_mono():
         audio = audio.mono()
     names = channel_names or default_channel_names(audio.channels)
@@ -45,7 +51,7 @@ async def replay(
             raise ValueError(f"{audio.channels} audio channels but {len(names)} channel names")
     config = SessionConfig(source=source, language=language, sample_rate_hz=audio.sample_rate_hz,
                            channel_names=tuple(names), metadata=dict(metadata or {}))
-    session = await manager.open_session(config, overflow="block", paced=True)
+    session = await manager.open_session(config, overflow="block", paced=True, paced_decode_s=simulated_decode_s)
     _history, sub = session.subscribe()
     events: list[dict[str, Any]] = []
 

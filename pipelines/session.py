@@ -130,6 +130,7 @@ class LiveSession:
         overflow: Overflow,
         paced: bool,
         denoiser_factory: Callable[[], Any] | None,
+        paced_decode_s: float | None = None,
     ) -> None:
         self.manager = manager
         self.config = config
@@ -137,6 +138,9 @@ class LiveSession:
         self.metadata: dict[str, Any] = dict(config.metadata)
         self.overflow = overflow
         self.paced = paced
+        # Replays normally advance their simulated clock by each decode's measured compute time; a fixed value
+        # makes the transcript independent of machine load (reproducible audits and tests).
+        self.paced_decode_s = paced_decode_s
         self.bus = SessionBus()
         self.stats = SessionStats(audio_s=[0.0] * config.num_channels)
         self.history: list[dict[str, Any]] = []  # durable events, for late subscribers
@@ -356,7 +360,7 @@ class LiveSession:
             if res is None:
                 break
             job, hyp = res
-            free_s = issued_s + hyp.decode_s
+            free_s = issued_s + (hyp.decode_s if self.paced_decode_s is None else self.paced_decode_s)
             await self._emit_transcripts(ct.apply(job, hyp, media_clock_s=free_s), job.final, ct.channel)
         return free_s
 
@@ -453,7 +457,7 @@ class SessionManager:
         return sum(s.config.num_channels for s in self.sessions.values())
 
     async def open_session(self, config: SessionConfig, *, overflow: Overflow = "block",
-                           paced: bool = False) -> LiveSession:
+                           paced: bool = False, paced_decode_s: float | None = None) -> LiveSession:
         """Admit a session or raise `CapacityExceeded`."""
         if self.channels_in_use + config.num_channels > self.max_channels:
             self.refused += 1
@@ -468,7 +472,7 @@ class SessionManager:
             self._executor = await asyncio.to_thread(self._executor_factory)
         await self.sink.create_session(session_id, config, self.executor.decoder.model_name)
         session = LiveSession(self, config, session_id, overflow=overflow, paced=paced,
-                              denoiser_factory=self.denoiser_factory)
+                              denoiser_factory=self.denoiser_factory, paced_decode_s=paced_decode_s)
         self.sessions[session_id] = session
         return session
 
