@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from api.state import HarkenState
@@ -39,10 +39,6 @@ class HarkenCollector:
             collect = getattr(server, "metrics", None)
             if callable(collect):
                 yield from collect()
-
-
-def render_metrics(state: HarkenState, registry: CollectorRegistry) -> bytes:
-    return generate_latest(registry)
 
 
 def make_registry(state: HarkenState) -> CollectorRegistry:

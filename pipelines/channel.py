@@ -187,7 +187,6 @@ class ChannelTranscriber:
                 return None
             if self._final_due:
                 start, end = self._final_due.pop(0)
-                start = max(start, self._floor_for_final(start))
                 final = True
             else:
                 assert self._utt_start is not None
@@ -211,10 +210,6 @@ class ChannelTranscriber:
                 request=AsrRequest(audio=self._slice(start, end), language=self.language, prompt=prompt,
                                    prefix=prefix),
             )
-
-    def _floor_for_final(self, start: int) -> int:
-        # A final decode may start later than the utterance if the head was trimmed after commits.
-        return start
 
     def _maybe_trim_buffer(self) -> None:
         """Keep decode buffers short: drop the committed head once the buffer is longer than max_buffer_s."""

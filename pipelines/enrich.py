@@ -43,6 +43,7 @@ class EnrichmentResources:
     _packs: list[Any] | None = None
     _text_exec: BatchingExecutor | None = None
     _voice_exec: BatchingExecutor | None = None
+    _named_packs: dict[tuple[str, ...], list[Any]] = field(default_factory=dict)
     _normalizer: Any = None  # one compliance TextNormalizer per process: phrases are compiled once
     _lock: threading.Lock = field(default_factory=threading.Lock)
     load_errors: dict[str, str] = field(default_factory=dict)
@@ -99,11 +100,16 @@ class EnrichmentResources:
             return self._normalizer
 
     def packs_for(self, names: Sequence[str]) -> list[Any]:
+        """Packs a session names (loaded once per set of names: sessions open on the event loop)."""
         if not names:
             return self.packs()
-        from intelligence.compliance.loader import load_packs
+        key = tuple(names)
+        with self._lock:
+            if key not in self._named_packs:
+                from intelligence.compliance.loader import load_packs
 
-        return load_packs(names)
+                self._named_packs[key] = load_packs(key)
+            return self._named_packs[key]
 
     # -- batch functions (worker threads) ------------------------------------------------------------------
     def _classify_batch(self, items: Sequence[tuple[str, str]]) -> list[Any]:

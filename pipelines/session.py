@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -491,5 +491,3 @@ class SessionManager:
         if self._executor is not None:
             self._executor.close()
 
-
-AsyncCallback = Callable[[dict[str, Any]], Awaitable[None]]
