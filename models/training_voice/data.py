@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from models.voice_emotion.features import ComParEExtractor, prepare_audio
+from models.voice_emotion.features import FeatureExtractor, prepare_audio
 from models.voice_emotion.telephone import telephone_band
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,16 @@ class EmoUtterance:
 class FeatureTable:
     """Raw features of a list of utterances in one or more bands, in the utterances' order.
 
-    `features[band]` is (n, features); `extract_ms[band]` the per-utterance extraction time (prepare + openSMILE).
+    `features[band]` is (n, features); `extract_ms[band]` the per-utterance extraction wall time (prepare +
+    extractor), `extract_cpu_ms[band]` the same in this thread's CPU time (what contention on a shared machine
+    does not inflate). `feature_set` names the extractor.
     """
 
     utterances: tuple[EmoUtterance, ...]
     features: dict[str, np.ndarray]
     extract_ms: dict[str, np.ndarray]
+    feature_set: str = ""
+    extract_cpu_ms: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def speakers(self) -> np.ndarray:
@@ -74,19 +78,20 @@ def band_audio(pcm: np.ndarray, rate_hz: int, band: str) -> tuple[np.ndarray, in
     raise ValueError(f"unknown band {band!r}")
 
 
-def extract_table(utterances: list[EmoUtterance], bands: tuple[str, ...] = BANDS,
-                  extractor: ComParEExtractor | None = None) -> FeatureTable:
-    """Extract raw ComParE features for every utterance in every band (about 80 ms each on one core)."""
-    ex = extractor or ComParEExtractor()
+def extract_table(utterances: list[EmoUtterance], extractor: FeatureExtractor,
+                  bands: tuple[str, ...] = BANDS) -> FeatureTable:
+    """Extract raw features for every utterance in every band (fast set: a few ms each; ComParE: ~40-80 ms)."""
     feats: dict[str, list[np.ndarray]] = {b: [] for b in bands}
     times: dict[str, list[float]] = {b: [] for b in bands}
+    cpu_times: dict[str, list[float]] = {b: [] for b in bands}
     for i, utt in enumerate(utterances):
         pcm, rate_hz = load_audio(utt)
         for band in bands:
             audio, audio_rate_hz = band_audio(pcm, rate_hz, band)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             prepared = prepare_audio(audio, audio_rate_hz)
-            feats[band].append(ex.extract(prepared.pcm_f32))
+            feats[band].append(extractor.extract(prepared.pcm_f32))
+            cpu_times[band].append((time.thread_time() - c0) * 1000.0)
             times[band].append((time.perf_counter() - t0) * 1000.0)
         if (i + 1) % 100 == 0:
             log.info("features: %d/%d utterances", i + 1, len(utterances))
@@ -94,4 +99,6 @@ def extract_table(utterances: list[EmoUtterance], bands: tuple[str, ...] = BANDS
         utterances=tuple(utterances),
         features={b: np.stack(v) for b, v in feats.items()},
         extract_ms={b: np.array(v) for b, v in times.items()},
+        feature_set=extractor.feature_set,
+        extract_cpu_ms={b: np.array(v) for b, v in cpu_times.items()},
     )

@@ -28,9 +28,10 @@ class Predictions:
 
     classes: tuple[str, ...]
     probabilities: dict[tuple[str, str], np.ndarray]
-    classify_ms: np.ndarray  # normalise + predict time per utterance (call-running, wideband)
+    classify_ms: np.ndarray  # normalise + predict wall time per utterance (call-running, wideband)
     protocol: str
     model_ids: tuple[str, ...]
+    classify_cpu_ms: np.ndarray | None = None  # the same in thread CPU time
 
 
 def normalise_speaker(model: VoiceEmotionModel, raw: np.ndarray, mode: str) -> np.ndarray:
@@ -45,7 +46,8 @@ def normalise_speaker(model: VoiceEmotionModel, raw: np.ndarray, mode: str) -> n
 
 
 def _predict_speaker(model: VoiceEmotionModel, table: FeatureTable, idx: np.ndarray,
-                     out: dict[tuple[str, str], np.ndarray], classify_ms: np.ndarray) -> None:
+                     out: dict[tuple[str, str], np.ndarray], classify_ms: np.ndarray,
+                     classify_cpu_ms: np.ndarray) -> None:
     for band, feats in table.features.items():
         for mode in NORM_MODES:
             if band == "wideband" and mode == "call-running":
@@ -54,8 +56,9 @@ def _predict_speaker(model: VoiceEmotionModel, table: FeatureTable, idx: np.ndar
 
                 stats = CallFeatureStats(model.num_features)
                 for i in idx:
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.thread_time()
                     p = model.probabilities(stats.update_and_normalise(feats[i], model.prior))
+                    classify_cpu_ms[i] = (time.thread_time() - c0) * 1000.0
                     classify_ms[i] = (time.perf_counter() - t0) * 1000.0
                     out[(band, mode)][i] = p
             else:
@@ -70,17 +73,19 @@ def predict_loso(table: FeatureTable, c: float = DEFAULT_C,
     n = len(labels)
     out: dict[tuple[str, str], np.ndarray] = {}
     classify_ms = np.zeros(n)
+    classify_cpu_ms = np.zeros(n)
     classes: tuple[str, ...] = ()
     for spk in sorted(set(speakers)):
         test = speakers == spk
         train = ~test
         model = fit_model({b: f[train] for b, f in table.features.items()}, labels[train], speakers[train],
-                          c=c, prior_weight=prior_weight)
+                          c=c, prior_weight=prior_weight, feature_set=table.feature_set)
         classes = model.classes
         if not out:
             out = {(b, m): np.zeros((n, len(classes))) for b in table.features for m in NORM_MODES}
-        _predict_speaker(model, table, np.where(test)[0], out, classify_ms)
-    return Predictions(classes, out, classify_ms, "loso", (f"loso-c{c}-n0{prior_weight}",))
+        _predict_speaker(model, table, np.where(test)[0], out, classify_ms, classify_cpu_ms)
+    return Predictions(classes, out, classify_ms, "loso", (f"loso-{table.feature_set}-c{c}-n0{prior_weight}",),
+                       classify_cpu_ms)
 
 
 def predict_held_out(table: FeatureTable, model: VoiceEmotionModel) -> Predictions:
@@ -90,11 +95,14 @@ def predict_held_out(table: FeatureTable, model: VoiceEmotionModel) -> Predictio
         raise ValueError(f"speakers {seen} were used to train {model.model_id}: use the LOSO protocol")
     n = len(table.utterances)
     out = {(b, m): np.zeros((n, len(model.classes))) for b in table.features for m in NORM_MODES}
+    if table.feature_set and table.feature_set != model.feature_set:
+        raise ValueError(f"features are {table.feature_set}, {model.model_id} needs {model.feature_set}")
     classify_ms = np.zeros(n)
+    classify_cpu_ms = np.zeros(n)
     speakers = table.speakers
     for spk in sorted(set(speakers)):
-        _predict_speaker(model, table, np.where(speakers == spk)[0], out, classify_ms)
-    return Predictions(model.classes, out, classify_ms, "held_out", (model.model_id,))
+        _predict_speaker(model, table, np.where(speakers == spk)[0], out, classify_ms, classify_cpu_ms)
+    return Predictions(model.classes, out, classify_ms, "held_out", (model.model_id,), classify_cpu_ms)
 
 
 def score(labels: np.ndarray, probabilities: np.ndarray, classes: tuple[str, ...]) -> dict[str, object]:

@@ -1,16 +1,22 @@
-"""Acoustic features for voice emotion: input checks and openSMILE ComParE 2016 functionals.
+"""Acoustic features for voice emotion: input checks and the feature extractors a model can be trained on.
 
-Why ComParE functionals (6,373 per utterance) rather than eGeMAPS (88) or hand-made librosa features: measured
-with leave-one-speaker-out on the 8 EmoDB speakers in shared/ (logistic regression, per-speaker normalisation),
-ComParE gave UAR 0.81 clean / 0.74 telephone band against eGeMAPS 0.73 / 0.68, at about 80 ms for a 2-3 s
-utterance on one core. openSMILE ships its C++ library inside the `opensmile` wheel, so it runs offline and
-without torch; it builds a fresh native instance for every call, so one extractor is safe to share between
-threads.
+Two feature sets, chosen by the model file (its `feature_set`), so a model always runs with what it was trained on:
+  harken-fast-v1  numpy spectral + prosodic functionals (models/voice_emotion/fast_features.py), 1,095 values,
+                  ~3-4 ms of CPU for a 2 s utterance; the packaged model
+  ComParE_2016    openSMILE ComParE 2016 functionals, 6,373 values, ~40 ms for 2 s and ~115 ms for 10 s; kept
+                  for comparison (`harken train voice-emotion --features compare --out X.npz`)
+  eGeMAPSv02      openSMILE eGeMAPS functionals, 88 values, no cheaper than ComParE (its pitch and formant
+                  trackers); kept for comparison only
+Measured with leave-one-speaker-out on the 8 EmoDB speakers in shared/ (logistic regression, per-speaker
+normalisation), the fast set scored higher than ComParE on both bands; the table is in the model card.
+openSMILE ships its C++ library inside the `opensmile` wheel (offline, no torch) and builds a fresh native
+instance for every call, so both extractors are safe to share between threads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import soxr
@@ -93,16 +99,49 @@ def prepare_audio(pcm: np.ndarray, sample_rate_hz: int = MODEL_SAMPLE_RATE_HZ,
     return PreparedAudio(x, duration_s, tuple(issues))
 
 
-class ComParEExtractor:
-    """openSMILE ComParE 2016 functionals for one utterance (6,373 float64 values). Thread-safe."""
+class FeatureExtractor(Protocol):
+    """What the classifier and training need from a feature extractor."""
 
-    feature_set = "ComParE_2016"
+    feature_set: str
+    feature_names: tuple[str, ...]
 
-    def __init__(self) -> None:
-        import opensmile  # lazy: keeps `import models.voice_emotion` cheap
+    @property
+    def num_features(self) -> int: ...
 
+    def extract(self, pcm_f32_16k: np.ndarray) -> np.ndarray:
+        """Raw features (float64, finite) of one prepared utterance."""
+        ...
+
+
+FAST_FEATURE_SET = "harken-fast-v1"
+COMPARE_FEATURE_SET = "ComParE_2016"
+EGEMAPS_FEATURE_SET = "eGeMAPSv02"
+# Short names for the command line.
+FEATURE_SETS: dict[str, str] = {"fast": FAST_FEATURE_SET, "compare": COMPARE_FEATURE_SET,
+                                "egemaps": EGEMAPS_FEATURE_SET}
+
+
+def extractor_for(feature_set: str) -> FeatureExtractor:
+    """The extractor of a model's feature set (a full name, or 'fast' / 'compare' / 'egemaps')."""
+    name = FEATURE_SETS.get(feature_set, feature_set)
+    if name == FAST_FEATURE_SET:
+        from models.voice_emotion.fast_features import FastFeatureExtractor
+
+        return FastFeatureExtractor()
+    if name in (COMPARE_FEATURE_SET, EGEMAPS_FEATURE_SET):
+        return OpenSmileExtractor(name)
+    raise ValueError(f"unknown voice-emotion feature set {feature_set!r} (known: {sorted(FEATURE_SETS.values())})")
+
+
+class OpenSmileExtractor:
+    """openSMILE functionals for one utterance: ComParE 2016 (6,373 values) or eGeMAPS v02 (88). Thread-safe."""
+
+    def __init__(self, feature_set: str = COMPARE_FEATURE_SET) -> None:
+        import opensmile  # lazy: keeps `import models.voice_emotion` cheap, and opensmile off the default path
+
+        self.feature_set = feature_set
         self._smile = opensmile.Smile(
-            feature_set=opensmile.FeatureSet.ComParE_2016,
+            feature_set=getattr(opensmile.FeatureSet, feature_set),
             feature_level=opensmile.FeatureLevel.Functionals,
         )
         self.feature_names: tuple[str, ...] = tuple(self._smile.feature_names)

@@ -1,7 +1,8 @@
-"""The packaged voice-emotion model: a multinomial logistic regression over normalised ComParE functionals.
+"""The packaged voice-emotion model: a multinomial logistic regression over normalised acoustic functionals.
 
-Stored as one compressed .npz (weights, bias, normalisation prior, class names, provenance) and run with numpy:
-a 7 x 6,373 matrix product needs no ONNX graph. Training lives in models/training_voice.
+Stored as one compressed .npz (weights, bias, normalisation prior, class names, feature set, provenance) and run
+with numpy: a 7 x 1,095 matrix product needs no ONNX graph. The feature set named in the file picks the
+extractor at load time (models/voice_emotion/features.py). Training lives in models/training_voice.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class VoiceEmotionModel:
     prior: FeaturePrior
     feature_set: str
     train_speakers: tuple[str, ...]
-    name: str = "voice-emotion-compare-lr"
+    name: str = "voice-emotion-fast-lr"
     version: str = "1"
 
     @property
