@@ -36,7 +36,9 @@ the text classifiers' output (score 1.0), without and with the packaged voice mo
 from the stereo 8 kHz file). Reference: a call "should escalate" when a customer turn is labelled angry.
 Keys: per mode (text, text+voice): escalation_recall, escalation_precision (any escalation alert vs the
 reference), high_severity_calls, alerted_calls, first_alert_turn per alerted call; voice_latency_ms {p50, p95}
-(wall) and voice_latency_cpu_ms (thread CPU) of `classify()` on the customer turns (8 kHz input, 0.7-16 s).
+(wall) and voice_latency_cpu_ms (thread CPU) of `classify()` on the customer turns (8 kHz input, 0.7-16 s);
+calm_turn_voice_anger {turns, max, p95, over_0.5, over_0.8}: voice anger on customer turns of >= 1 s whose
+reference emotion is not angry (the false-alarm level fusion's thresholds are set against).
 """
 
 from __future__ import annotations
@@ -283,7 +285,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _replay_call(gt: dict, stereo: np.ndarray, rate_hz: int, clf,
-                 with_voice: bool) -> tuple[list, list[tuple[float, float]]]:
+                 with_voice: bool) -> tuple[list, list[tuple[float, float]], list[float]]:
     from intelligence.escalation import EscalationTracker, UtteranceAffect
     from intelligence.fusion import TextAffect
 
@@ -291,6 +293,7 @@ def _replay_call(gt: dict, stereo: np.ndarray, rate_hz: int, clf,
     stats = clf.new_call_stats() if with_voice else None
     alerts = []
     voice_ms: list[tuple[float, float]] = []
+    calm_anger: list[float] = []  # voice anger on customer turns of >= 1 s not labelled angry
     for turn in gt["turns"]:
         voice = None
         if with_voice and turn["speaker"] == "customer":
@@ -298,11 +301,13 @@ def _replay_call(gt: dict, stereo: np.ndarray, rate_hz: int, clf,
             t0, c0 = time.perf_counter(), time.thread_time()
             voice = clf.classify(seg, sample_rate_hz=rate_hz, call_stats=stats).to_cue()
             voice_ms.append(((time.perf_counter() - t0) * 1000.0, (time.thread_time() - c0) * 1000.0))
+            if turn["emotion"] != "angry" and voice.usable and voice.duration_s >= 1.0:
+                calm_anger.append(voice.anger)
         text = TextAffect(turn["sentiment"], 1.0, turn["emotion"], 1.0)
         update = tracker.observe(UtteranceAffect(str(turn["index"]), turn["speaker"], turn["channel"],
                                                  turn["start_s"], turn["end_s"], text, voice))
         alerts += [(turn["index"], a) for a in update.alerts]
-    return alerts, voice_ms
+    return alerts, voice_ms, calm_anger
 
 
 def _eval_escalation(args: argparse.Namespace) -> int:
@@ -322,14 +327,16 @@ def _eval_escalation(args: argparse.Namespace) -> int:
                                  "calls": len(gts), "data": str(calls_dir),
                                  "reference_calls": sorted(reference), "voice_model": clf.model.model_id}
     all_voice_ms: list[tuple[float, float]] = []  # (wall, cpu) per customer turn
+    calm_anger: list[float] = []
     for mode in ("text", "text+voice"):
         first: dict[str, int] = {}
         high: list[str] = []
         for gt in gts:
             stereo, rate_hz = sf.read(calls_dir / gt["audio"]["stereo_8k"], dtype="float32") \
                 if mode == "text+voice" else (np.zeros((0, 2), dtype=np.float32), 8000)
-            alerts, voice_ms = _replay_call(gt, stereo, rate_hz, clf, mode == "text+voice")
+            alerts, voice_ms, anger = _replay_call(gt, stereo, rate_hz, clf, mode == "text+voice")
             all_voice_ms += voice_ms
+            calm_anger += anger
             esc = [(i, a) for i, a in alerts if a.alert_type == ESCALATION_ALERT]
             if esc:
                 first[gt["call_id"]] = esc[0][0]
@@ -345,6 +352,12 @@ def _eval_escalation(args: argparse.Namespace) -> int:
         }
     report["voice_latency_ms"] = _percentiles([w for w, _ in all_voice_ms])
     report["voice_latency_cpu_ms"] = _percentiles([c for _, c in all_voice_ms])
+    # What fusion's voice_anger_floor (0.5) and raised_voice_anger (0.8) are set against: the synthetic voices
+    # do not act emotion, so anger on these turns is the model's false-alarm level.
+    report["calm_turn_voice_anger"] = {"turns": len(calm_anger), "max": round(max(calm_anger), 4),
+                                       "p95": round(float(np.percentile(calm_anger, 95)), 4),
+                                       "over_0.5": int(sum(a > 0.5 for a in calm_anger)),
+                                       "over_0.8": int(sum(a > 0.8 for a in calm_anger))}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     log.info("escalation: text %s | text+voice %s -> %s", report["text"], report["text+voice"], args.out)

@@ -65,14 +65,15 @@ class FusionConfig:
     # How much text emotion counts against text sentiment in the text valence (0: sentiment only).
     emotion_share: float = 0.5
     # On the dev calls' synthetic voices (which do not act emotion) the model's anger went up to ~0.6 on calm
-    # turns of longer than a second: below the floor voice anger does nothing.
+    # turns of longer than a second (ComParE model: 0.67, 5 of 127 turns above 0.5; the fast-feature model of
+    # 2026-11-27: 0.63, 1 of 127): below the floor voice anger does nothing.
     voice_anger_floor: float = 0.5
     voice_anger_weight: float = 0.6
     arousal_gain: float = 0.5
     min_voice_confidence: float = 0.3
     min_voice_duration_s: float = 1.0
     # Voice anger at or above this (and words not clearly positive) labels the utterance angry. Set high on
-    # purpose: on the dev calls' synthetic (unacted) voices the model's anger reached 0.78 on a calm turn.
+    # purpose: on the dev calls' synthetic (unacted) voices an earlier model's anger reached 0.78 on a calm turn.
     raised_voice_anger: float = 0.8
     positive_words_guard: float = 0.5
 
