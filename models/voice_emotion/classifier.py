@@ -2,7 +2,7 @@
 
 How the pipeline uses it (from a worker thread, never on the event loop):
 
-    clf = VoiceEmotionClassifier.from_packaged()          # once per process; loads ~300 kB, no import-time work
+    clf = VoiceEmotionClassifier.from_packaged()          # once per process; loads ~40 kB, no import-time work
     stats = clf.new_call_stats()                           # once per call and speaker channel
     result = clf.classify(segment_pcm_f32, sample_rate_hz=16000, call_stats=stats)   # on each final segment
     annotation = result.to_annotation(session_id, segment_id, channel)
@@ -13,7 +13,8 @@ It never raises on bad audio: silence, less than 0.3 s or empty input gives labe
 (and does not touch the call's statistics); clipped or over-long (> 20 s, the last 20 s are kept) input is
 classified and flagged in `issues`. The extractor is the one the model was trained with (its `feature_set`):
 for the packaged model (harken-fast-v1) it analyses at most the last 8 s, and classification costs about
-3-5 ms of CPU for a 2 s utterance and ~15 ms at the 8 s cap, on one core (`harken eval voice-emotion`).
+3-5 ms of CPU for a 2 s utterance and ~9-13 ms at or beyond the 8 s cap, on one core (`harken eval
+voice-emotion`, key latency_by_duration; see the model card).
 """
 
 from __future__ import annotations
