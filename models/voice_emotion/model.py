@@ -53,7 +53,9 @@ class VoiceEmotionModel:
 
     def probabilities(self, normalised: np.ndarray) -> np.ndarray:
         """Class probabilities for normalised features, (features,) -> (classes,) or (n, features) -> (n, classes)."""
-        logits = np.asarray(normalised, dtype=np.float64) @ self.weights.T.astype(np.float64) + self.bias
+        # einsum, not `@`: the service does not pin BLAS threads, and OpenBLAS may spread even a small product
+        # over every core, which on a busy machine costs more than the product itself.
+        logits = np.einsum("...f,cf->...c", np.asarray(normalised, dtype=np.float64), self.weights) + self.bias
         logits -= logits.max(axis=-1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(axis=-1, keepdims=True)
