@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "eval.asr_cli",
     "eval.denoise_cli",
     "eval.classifiers_cli",
+    "eval.classify_latency_cli",
     "eval.voice_emotion_cli",
     "pipelines.taps.eval_cli",
     "eval.taps_e2e_cli",

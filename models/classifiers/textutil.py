@@ -21,3 +21,13 @@ def cjk_share(text: str) -> float:
 def mostly_cjk(text: str) -> bool:
     """At least 30% of the letters are CJK ideographs: Chinese (possibly with English words mixed in)."""
     return cjk_share(text) >= 0.3
+
+
+def head_tail(text: str, max_chars: int, tail_share: float = 0.35) -> str:
+    """`text` cut to `max_chars` characters keeping its head and its tail (a turn states its request at the
+    start or sums up at the end; the middle is the part to lose). Short text is returned unchanged."""
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text
+    tail = int(max_chars * tail_share)
+    head = max_chars - tail
+    return text[:head] + " " + text[len(text) - tail:] if tail else text[:head]
