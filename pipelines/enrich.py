@@ -112,24 +112,17 @@ class EnrichmentResources:
             return self._named_packs[key]
 
     # -- batch functions (worker threads) ------------------------------------------------------------------
-    def _classify_batch(self, items: Sequence[tuple[str, str]]) -> list[Any]:
-        out: list[Any] = [None] * len(items)
-        by_lang: dict[str, list[int]] = {}
-        for i, (_text, lang) in enumerate(items):
-            by_lang.setdefault(lang, []).append(i)
-        for lang, idx in by_lang.items():
-            results = self._text.classify_detailed([items[i][0] for i in idx], lang)
-            for i, r in zip(idx, results, strict=True):
-                out[i] = r
-        return out
+    def _classify_batch(self, items: Sequence[tuple[str, str, Any]]) -> list[Any]:
+        return self._text.classify_requests(items)
 
     def _voice_batch(self, items: Sequence[tuple[Any, Any]]) -> list[Any]:
         return [self._voice.classify(pcm, 16000, call_stats=stats) for pcm, stats in items]
 
-    async def classify_text(self, text: str, language: str):
+    async def classify_text(self, text: str, language: str, tasks: tuple[str, ...] | None = None):
+        """Classify one text on the shared worker (micro-batched across sessions); `tasks` limits the work."""
         if self._text_exec is None:
             return None
-        return await self._text_exec.submit((text, language))
+        return await self._text_exec.submit((text, language, tasks))
 
     async def classify_voice(self, pcm, stats):
         if self._voice_exec is None:
@@ -254,29 +247,34 @@ class SessionEnricher:
     async def on_utterance(self, session: LiveSession, utt: Utterance) -> None:
         from intelligence.escalation import UtteranceAffect
         from intelligence.fusion import TextAffect
+        from models.classifiers.facade import uses_english_models
 
         self._utterance_segments[utt.segment_id] = [s.segment_id for s in utt.segments]
         if self.engine is not None:
             await self._publish_findings(session, await self._engine_call(self.engine.on_transcript, utt.to_event()))
         text = utt.text
         language = utt.language or session.config.language
-        text_res = None
-        voice_res = None
-        sentences = split_sentences(text)
-        try:
-            results = await asyncio.gather(*(self.res.classify_text(t, language) for t in [text, *sentences]))
-            text_res = pick_intent(results[0], results[1:])
-        except Overloaded:
-            session.stats.enrichment_errors += 1
         pcm = session.recent_audio[utt.channel].span(utt.start_s, utt.end_s)
-        if len(pcm):
-            stats = self._voice_stats.get(utt.channel)
-            if stats is None and self.res._voice is not None:
-                stats = self._voice_stats[utt.channel] = self.res._voice.new_call_stats()
-            try:
-                voice_res = await self.res.classify_voice(pcm, stats)
-            except Overloaded:
-                session.stats.enrichment_errors += 1
+        # Text and voice run at once on their own workers; of the sentences only the intent is read.
+        sentences = split_sentences(text) if uses_english_models(text, language) else []
+        text_job = asyncio.gather(
+            self.res.classify_text(text, language),
+            *(self.res.classify_text(t, language, ("intent",)) for t in sentences),
+        )
+        voice_job = self._classify_voice(utt.channel, pcm) if len(pcm) else _none()
+        text_out, voice_res = await asyncio.gather(text_job, voice_job, return_exceptions=True)
+        text_res = None
+        if isinstance(text_out, Overloaded):
+            session.stats.enrichment_errors += 1
+        elif isinstance(text_out, BaseException):
+            raise text_out
+        else:
+            text_res = pick_intent(text_out[0], text_out[1:])
+        if isinstance(voice_res, Overloaded):
+            session.stats.enrichment_errors += 1
+            voice_res = None
+        elif isinstance(voice_res, BaseException):
+            raise voice_res
         base = {"segment_ids": [s.segment_id for s in utt.segments], "speaker": utt.speaker,
                 "start_s": utt.start_s, "end_s": utt.end_s}
         annotations: list[Annotation] = []
@@ -284,8 +282,9 @@ class SessionEnricher:
         text_affect = None
         if text_res is not None:
             for task, (label, score) in text_res.summary().items():
+                model = text_res.models.get(task, names.get(task, task))  # e.g. the Chinese sentiment student
                 annotations.append(Annotation(session.session_id, utt.segment_id, utt.channel, task, label,
-                                              float(score), names.get(task, task), dict(base)))
+                                              float(score), model, dict(base)))
             if text_res.sentiment is not None:
                 emo = text_res.emotion
                 text_affect = TextAffect(
@@ -312,6 +311,12 @@ class SessionEnricher:
         for alert in update.alerts:
             await self._out(session, alert.to_dict())
 
+    async def _classify_voice(self, channel: int, pcm: Any) -> Any:
+        stats = self._voice_stats.get(channel)
+        if stats is None and self.res._voice is not None:
+            stats = self._voice_stats[channel] = self.res._voice.new_call_stats()
+        return await self.res.classify_voice(pcm, stats)
+
     async def finish(self, session: LiveSession) -> None:
         """End of call: resolve absent-disclosure rules, score the call, open tickets for violations."""
         if self.engine is None:
@@ -331,6 +336,10 @@ class SessionEnricher:
                 continue
             ticket = await asyncio.to_thread(self.res.tickets.create_from_finding, f)
             await self._out(session, {"type": "ticket", **ticket.to_dict()})
+
+
+async def _none() -> None:
+    return None
 
 
 def split_sentences(text: str, max_sentences: int = 4) -> list[str]:
