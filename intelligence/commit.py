@@ -114,11 +114,15 @@ class LocalAgreement:
         self._committed_tail.extend(normalize_token(w.text) for w in words)
         del self._committed_tail[:-8]
 
-    def update(self, hypothesis: list[Word]) -> tuple[list[Word], list[Word]]:
+    def update(self, hypothesis: list[Word], commit_until_s: float | None = None) -> tuple[list[Word], list[Word]]:
+        """Commit the prefix on which this hypothesis and the previous one agree; words ending after
+        `commit_until_s` stay tentative (they were heard without enough audio after them)."""
         new = self._new_words(hypothesis)
         committed: list[Word] = []
         for i, word in enumerate(new):
             if i >= len(self._previous):
+                break
+            if commit_until_s is not None and word.end_s > commit_until_s:
                 break
             if normalize_token(word.text) != normalize_token(self._previous[i].text):
                 break

@@ -42,6 +42,9 @@ class AsrRequest:
     # Text already committed for the start of this audio: forced as the decoder's prefix, so only the new tail
     # is generated token by token (forced tokens cost one parallel step).
     prefix: str = ""
+    # The speech of this audio is complete (an utterance's final decode): the encoder window is then padded with
+    # real silence, which is what the audio after it is.
+    complete: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class WhisperBackend:
         device: str = "cpu",
         beam_size: int = 1,
         num_workers: int = 1,
-        pad_audio: bool = True,
+        pad_audio: str = "complete",
     ) -> None:
         from faster_whisper import WhisperModel  # lazy: keep import-time light
 
@@ -112,6 +115,7 @@ class WhisperBackend:
         self._lock = threading.BoundedSemaphore(num_workers)
         self._tokenizers: dict[str, object] = {}
         self.is_multilingual = bool(self._model.model.is_multilingual)
+        # "complete": silence-pad the encoder window of final decodes only; "always"; "never" (zero features)
         self.pad_audio = pad_audio
 
     # -- helpers -------------------------------------------------------------------------------------------
@@ -165,10 +169,11 @@ class WhisperBackend:
     def _decode_locked(self, audio: np.ndarray, request: AsrRequest) -> AsrHypothesis:
         m = self._model
         frames = self.window_frames(audio.shape[0])
-        if self.pad_audio:
-            # Pad with real silence so the encoder sees the log-mel of silence after the speech (as OpenAI's
-            # Whisper does), not zero features: a buffer that ends mid-speech or right after the last word then
-            # decodes its last words better (telephone-band WER 0.179 -> 0.169 on 40 clips, 2026-11-27).
+        if self.pad_audio == "always" or (self.pad_audio == "complete" and request.complete):
+            # Pad with real silence, not zero features (faster-whisper's default): when the speech has truly
+            # ended, the encoder then sees what follows it and the last words decode better (telephone WER
+            # 0.179 -> 0.169 on 40 clips that end abruptly, 2026-11-27). Not for partial decodes: a buffer cut
+            # mid-word, followed by silence, makes Whisper complete the cut word ("ask n" -> "asked").
             audio = np.pad(audio, (0, max(0, frames * 160 - audio.shape[0])))
         feats = _features(m, audio)
         num_frames = min(feats.shape[-1], frames)

@@ -31,6 +31,8 @@ def streaming_params(settings: HarkenSettings) -> StreamingParams:
     return StreamingParams(
         step_s=settings.step_s,
         max_buffer_s=settings.max_buffer_s,
+        min_right_context_s=settings.min_right_context_s,
+        min_commit_audio_s=settings.min_commit_audio_s,
         vad=VadParams(aggressiveness=settings.vad_aggressiveness, end_silence_ms=settings.vad_end_silence_ms),
     )
 
