@@ -29,8 +29,8 @@ def test_commits_only_what_two_hypotheses_agree_on():
 def test_agreed_words_without_right_context_stay_tentative():
     la = LocalAgreement()
     la.update(words("ask not what"))  # ends at 0.3, 0.6, 0.9 s
-    # the buffer ends at 1.0 s: with 0.4 s of audio required after a word, only "ask" (ends 0.3) may commit
-    committed, tentative = la.update(words("ask not what"), commit_until_s=1.0 - 0.4)
+    # the buffer ends at 0.9 s: with 0.4 s of audio required after a word, only "ask" (ends 0.3) may commit
+    committed, tentative = la.update(words("ask not what"), commit_until_s=0.9 - 0.4)
     assert [w.text for w in committed] == ["ask"]
     assert [w.text for w in tentative] == ["not", "what"]
     # a later decode with more audio commits them once both agree again
