@@ -6,8 +6,8 @@
 Drives the live enrichment path itself: an `EnrichmentResources` (pipelines/enrich.py) loads the models and
 its two batching executors (text classifiers on one worker thread, voice emotion on another), and every
 ground-truth turn of every call is submitted exactly as `SessionEnricher.on_utterance` submits an utterance:
-the whole text plus each sentence of a multi-sentence turn (`split_sentences`) to the text executor, the
-turn's audio to the voice executor with that call channel's running voice statistics. Text comes from
+`EnrichmentResources.classify_utterance_text` (the whole text, plus the intent of each sentence of an English
+multi-sentence turn) to the text executor, the turn's audio to the voice executor with that call channel's running voice statistics. Text comes from
 gt/<call>.json; audio is the turn's channel of the call's stereo 8 kHz file, resampled to 16 kHz as a session
 does (soxr HQ), cut by the turn's start and end. Utterances are submitted one at a time (the per-utterance
 cost on an otherwise idle service; batching across sessions only adds throughput).
@@ -114,16 +114,13 @@ def _load_calls(calls_dir: Path, call_ids: set[str], max_turns: int) -> list[tup
 
 async def _text_stage(res: Any, text: str, sentences: list[str], language: str, intent_only: bool) -> float:
     """What on_utterance does with an utterance's text; returns the time the last result came back."""
-    from pipelines.enrich import pick_intent
+    if intent_only:  # the live path
+        await res.classify_utterance_text(text, language)
+    else:  # the live path before 2026-11-27: every task on every sentence too
+        from pipelines.enrich import pick_intent
 
-    if intent_only:  # the proposed on_utterance: (text, language, tasks) requests
-        only = frozenset({"intent"})
-        jobs = [res._text_exec.submit((text, language, None)),
-                *(res._text_exec.submit((t, language, only)) for t in sentences)]
-    else:
-        jobs = [res.classify_text(t, language) for t in [text, *sentences]]
-    results = await asyncio.gather(*jobs)
-    pick_intent(results[0], results[1:])
+        results = await asyncio.gather(*(res.classify_text(t, language) for t in [text, *sentences]))
+        pick_intent(results[0], results[1:])
     return time.perf_counter()
 
 
@@ -212,8 +209,7 @@ def _eval(args: argparse.Namespace) -> int:
     voice = not args.no_voice
     # Time the executors' worker threads (the wrappers are picked up when the executors are created).
     intent_only = args.sentences == "intent-only"
-    batch_fn = (lambda items: res._text.classify_requests(items)) if intent_only else res._classify_batch
-    cpu = {"text": ThreadCpu(batch_fn)}
+    cpu = {"text": ThreadCpu(res._classify_batch)}
     res._classify_batch = cpu["text"]  # type: ignore[method-assign]
     if voice:
         cpu["voice"] = ThreadCpu(res._voice_batch)

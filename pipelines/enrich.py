@@ -124,6 +124,18 @@ class EnrichmentResources:
             return None
         return await self._text_exec.submit((text, language, tasks))
 
+    async def classify_utterance_text(self, text: str, language: str):
+        """What an utterance's text gets: every task on the whole text and, for an English turn of several
+        sentences, the intent of each sentence (see `pick_intent`). Raises `Overloaded` past capacity."""
+        from models.classifiers.facade import uses_english_models
+
+        sentences = split_sentences(text) if uses_english_models(text, language) else []
+        results = await asyncio.gather(
+            self.classify_text(text, language),
+            *(self.classify_text(t, language, ("intent",)) for t in sentences),
+        )
+        return pick_intent(results[0], results[1:])
+
     async def classify_voice(self, pcm, stats):
         if self._voice_exec is None:
             return None
@@ -247,7 +259,6 @@ class SessionEnricher:
     async def on_utterance(self, session: LiveSession, utt: Utterance) -> None:
         from intelligence.escalation import UtteranceAffect
         from intelligence.fusion import TextAffect
-        from models.classifiers.facade import uses_english_models
 
         self._utterance_segments[utt.segment_id] = [s.segment_id for s in utt.segments]
         if self.engine is not None:
@@ -255,12 +266,8 @@ class SessionEnricher:
         text = utt.text
         language = utt.language or session.config.language
         pcm = session.recent_audio[utt.channel].span(utt.start_s, utt.end_s)
-        # Text and voice run at once on their own workers; of the sentences only the intent is read.
-        sentences = split_sentences(text) if uses_english_models(text, language) else []
-        text_job = asyncio.gather(
-            self.res.classify_text(text, language),
-            *(self.res.classify_text(t, language, ("intent",)) for t in sentences),
-        )
+        # Text and voice run at once on their own workers.
+        text_job = self.res.classify_utterance_text(text, language)
         voice_job = self._classify_voice(utt.channel, pcm) if len(pcm) else _none()
         text_out, voice_res = await asyncio.gather(text_job, voice_job, return_exceptions=True)
         text_res = None
@@ -269,7 +276,7 @@ class SessionEnricher:
         elif isinstance(text_out, BaseException):
             raise text_out
         else:
-            text_res = pick_intent(text_out[0], text_out[1:])
+            text_res = text_out
         if isinstance(voice_res, Overloaded):
             session.stats.enrichment_errors += 1
             voice_res = None
