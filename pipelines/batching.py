@@ -1,5 +1,7 @@
-"""A micro-batching executor: requests from many sessions are gathered for a few milliseconds and run as one
-batch on a dedicated worker thread (text classifiers amortise tokenisation and ONNX calls this way).
+"""A micro-batching executor: requests from many sessions run as one batch on a dedicated worker thread (text
+classifiers amortise tokenisation and ONNX calls this way). A batch is what queued while the worker was busy,
+plus what arrives within `max_wait_s` (1 ms: enough for the requests one utterance submits together) — a longer
+fixed wait would add its whole length to every utterance on an idle service.
 
 The queue is bounded; when full, `submit` raises `Overloaded` and the caller degrades (the segment simply gets no
 annotation) instead of growing a backlog behind a slow model.
@@ -37,7 +39,7 @@ class BatchStats:
 
 class BatchingExecutor(Generic[In, Out]):
     def __init__(self, fn: Callable[[Sequence[In]], Sequence[Out]], *, name: str, max_batch: int = 32,
-                 max_wait_s: float = 0.005, max_queue: int = 1024) -> None:
+                 max_wait_s: float = 0.001, max_queue: int = 1024) -> None:
         self._fn = fn
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
