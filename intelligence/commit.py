@@ -10,6 +10,10 @@ Guards (their users report loops and silence hallucinations):
 - a hypothesis flagged by the decoder as probably non-speech, or with a known silence-hallucination phrase and low
   confidence, is discarded;
 - words that the aligner places beyond the audio actually decoded are dropped.
+
+Numbers: Whisper regroups a spoken digit string from one decode to the next ("5 425" -> "542-5"), so a commit
+inside a number strands half of it and the time filter then drops the regrouped rest. A commit never ends on a
+number word while the hypothesis goes on with another number (or ends there): the whole number commits at once.
 """
 
 from __future__ import annotations
@@ -83,6 +87,30 @@ def cut_repetition_loop(words: list[Word], min_repeats: int = 3, max_ngram: int 
     return words
 
 
+_NUMBER_WORDS = frozenset(
+    "zero oh one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand double "
+    "triple".split()
+)
+_ZH_NUMERALS = frozenset("零〇一二三四五六七八九十百千万两幺")
+
+
+def is_number_word(text: str) -> bool:
+    """True for a digit group, an English number word or a run of Chinese numerals (one spoken number's piece)."""
+    key = normalize_token(text)
+    return bool(key) and (key.isdigit() or key in _NUMBER_WORDS or all(ch in _ZH_NUMERALS for ch in key))
+
+
+def _hold_open_number(committed: list[Word], rest: list[Word]) -> int:
+    """How many of `committed` may commit without ending inside a number that `rest` continues (or may)."""
+    n = len(committed)
+    following = rest[0] if rest else None
+    while n and is_number_word(committed[n - 1].text) and (following is None or is_number_word(following.text)):
+        following = committed[n - 1]
+        n -= 1
+    return n
+
+
 @dataclass
 class LocalAgreement:
     """LocalAgreement-2 over absolute-time words for one channel.
@@ -92,6 +120,7 @@ class LocalAgreement:
     """
 
     tolerance_s: float = 0.1
+    hold_numbers: bool = True
     committed_end_s: float = 0.0
     _committed_tail: list[str] = field(default_factory=list)
     _previous: list[Word] = field(default_factory=list)
@@ -114,9 +143,20 @@ class LocalAgreement:
         self._committed_tail.extend(normalize_token(w.text) for w in words)
         del self._committed_tail[:-8]
 
-    def update(self, hypothesis: list[Word], commit_until_s: float | None = None) -> tuple[list[Word], list[Word]]:
-        """Commit the prefix on which this hypothesis and the previous one agree; words ending after
-        `commit_until_s` stay tentative (they were heard without enough audio after them)."""
+    def update(
+        self,
+        hypothesis: list[Word],
+        commit_until_s: float | None = None,
+        *,
+        unsure_until_s: float | None = None,
+        min_probability: float = 0.0,
+    ) -> tuple[list[Word], list[Word]]:
+        """Commit the prefix on which this hypothesis and the previous one agree.
+
+        Words ending after `commit_until_s` stay tentative (heard without enough audio after them). A word that
+        either decode gave a probability under `min_probability` must also end before `unsure_until_s`: an
+        unsure word waits for more context instead of being committed on two short, alike guesses.
+        """
         new = self._new_words(hypothesis)
         committed: list[Word] = []
         for i, word in enumerate(new):
@@ -124,9 +164,15 @@ class LocalAgreement:
                 break
             if commit_until_s is not None and word.end_s > commit_until_s:
                 break
-            if normalize_token(word.text) != normalize_token(self._previous[i].text):
+            previous = self._previous[i]
+            if normalize_token(word.text) != normalize_token(previous.text):
+                break
+            unsure = min(word.probability, previous.probability) < min_probability
+            if unsure and unsure_until_s is not None and word.end_s > unsure_until_s:
                 break
             committed.append(word)
+        if self.hold_numbers:
+            del committed[_hold_open_number(committed, new[len(committed) :]) :]
         self._commit(committed)
         tentative = new[len(committed) :]
         self._previous = tentative

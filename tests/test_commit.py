@@ -47,11 +47,11 @@ def test_agreement_ignores_case_and_punctuation():
 
 def test_flush_commits_the_rest_once():
     la = LocalAgreement()
-    la.update(words("one two three"))
-    la.update(words("one two three four"))
-    rest = la.flush(words("one two three four five"))
-    assert [w.text for w in rest] == ["four", "five"]
-    assert la.flush(words("one two three four five")) == []
+    la.update(words("red green blue"))
+    la.update(words("red green blue pink"))
+    rest = la.flush(words("red green blue pink gray"))
+    assert [w.text for w in rest] == ["pink", "gray"]
+    assert la.flush(words("red green blue pink gray")) == []
 
 
 def test_overlap_with_shifted_times_is_not_committed_twice():
@@ -84,3 +84,26 @@ def test_hallucination_guard():
     assert is_hallucination("la la la la la la la la la la la la la la", HypothesisQuality(-0.2, 0.0, 3.1))
     assert not is_hallucination("I would like to close my account", sure)
     assert is_hallucination("I'm", HypothesisQuality(avg_logprob=-1.95, no_speech_prob=0.59, compression_ratio=0.3))
+
+
+def test_a_number_commits_whole_not_digit_by_digit():
+    """Whisper regroups digits between decodes ("5 425" then "542-5"): committing "5" alone would strand the rest."""
+    la = LocalAgreement()
+    la.update(words("your debit card 5 425"))
+    committed, tentative = la.update(words("your debit card 5 425 2334"))
+    assert [w.text for w in committed] == ["your", "debit", "card"]
+    assert [w.text for w in tentative] == ["5", "425", "2334"]
+    # once a word follows the agreed number, all of it commits at once
+    committed, tentative = la.update(words("your debit card 5 425 2334 in the"))
+    assert [w.text for w in committed] == ["5", "425", "2334"]
+    assert [w.text for w in tentative] == ["in", "the"]
+
+
+def test_unsure_words_wait_for_more_audio():
+    la = LocalAgreement()
+    unsure = [Word("what", 0.0, 0.3, probability=0.3), Word("for", 0.3, 0.6, probability=0.9)]
+    la.update(unsure)
+    committed, tentative = la.update(unsure, commit_until_s=1.0, unsure_until_s=0.2, min_probability=0.5)
+    assert committed == [] and [w.text for w in tentative] == ["what", "for"]
+    committed, _ = la.update(unsure, commit_until_s=1.0, unsure_until_s=0.5, min_probability=0.5)
+    assert [w.text for w in committed] == ["what", "for"]

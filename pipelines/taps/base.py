@@ -15,6 +15,7 @@ import numpy as np
 
 from pipelines.config import SessionConfig
 from pipelines.errors import BadAudio, CapacityExceeded, SessionClosed
+from pipelines.resample import Int16ResampleStream
 
 __all__ = ["BadAudio", "CapacityExceeded", "SessionClosed"]
 
@@ -96,17 +97,15 @@ class RateAdapter:
         if rate_hz == self.out_rate_hz:
             return pcm
         if rate_hz != self._in_rate_hz:
-            import soxr  # only when rates actually differ
-
-            self._stream = soxr.ResampleStream(rate_hz, self.out_rate_hz, 1, dtype="int16")
+            self._stream = Int16ResampleStream(rate_hz, self.out_rate_hz)
             self._in_rate_hz = rate_hz
-        return np.asarray(self._stream.resample_chunk(np.asarray(pcm, dtype=np.int16)), dtype=np.int16)
+        return self._stream.resample_chunk(pcm)
 
     def flush(self) -> np.ndarray:
         """What the resampler still holds (end of stream)."""
         if self._stream is None:
             return np.zeros(0, dtype=np.int16)
-        tail = np.asarray(self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True), dtype=np.int16)
+        tail = self._stream.resample_chunk(np.zeros(0, dtype=np.int16), last=True)
         self._stream, self._in_rate_hz = None, None
         return tail
 
