@@ -45,6 +45,11 @@ class AsrRequest:
     # The speech of this audio is complete (an utterance's final decode): the encoder window is then padded with
     # real silence, which is what the audio after it is.
     complete: bool = False
+    # Beam width for this decode only (None: the backend's setting); the executor narrows it under load
+    beam_size: int | None = None
+    # May the executor narrow the beam under load? Not for paced replays: a file's transcript (an audit's
+    # evidence) must not depend on how busy the machine was.
+    sheddable: bool = True
 
 
 @dataclass(frozen=True)
@@ -101,12 +106,14 @@ class WhisperBackend:
         beam_size: int = 1,
         num_workers: int = 1,
         pad_audio: str = "complete",
+        final_beam_size: int | None = None,
     ) -> None:
         from faster_whisper import WhisperModel  # lazy: keep import-time light
 
         self.model_name = model_name
         self.device = device
         self.beam_size = beam_size
+        self.final_beam_size = final_beam_size or beam_size
         self._model = WhisperModel(
             str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads,
             num_workers=num_workers,
@@ -196,7 +203,8 @@ class WhisperBackend:
         best = None
         # Fallback when the greedy result looks like a loop or is unsure: beam search, not Whisper's temperature
         # sampling, so the same audio always gives the same transcript (reproducible audits).
-        for beam in (self.beam_size, max(5, self.beam_size)):
+        first_beam = request.beam_size or (self.final_beam_size if request.complete else self.beam_size)
+        for beam in (first_beam, max(5, first_beam)):
             kwargs = dict(
                 beam_size=beam,
                 max_length=max_length,

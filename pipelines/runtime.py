@@ -54,7 +54,7 @@ def executor_factory(settings: HarkenSettings):
         backend = load_asr(
             settings.asr_model, settings.data_dir / "models", compute_type=settings.asr_compute_type,
             device=settings.asr_device, cpu_threads=settings.asr_threads, beam_size=settings.asr_beam_size,
-            num_workers=settings.asr_workers,
+            num_workers=settings.asr_workers, final_beam_size=settings.asr_final_beam_size,
         )
         return AsrExecutor(backend, workers=settings.asr_workers)
 

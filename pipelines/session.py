@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -305,7 +305,9 @@ class LiveSession:
     async def _decode_once(self, ct: ChannelTranscriber) -> tuple[DecodeJob, Any] | None:
         def factory():
             job = ct.take_job()
-            return None if job is None else (job, job.request)
+            if job is None:
+                return None
+            return job, (replace(job.request, sheddable=False) if self.paced else job.request)
 
         final = bool(ct._final_due)
         return await self.manager.executor.submit(factory, final=final)  # type: ignore[return-value]

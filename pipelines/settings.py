@@ -23,7 +23,9 @@ class HarkenSettings(BaseSettings):
     # 2026-11-27: 4.1 vs 2.3 decodes of 8 s a second). Set threads x workers to the cores you have.
     asr_threads: int = 1
     asr_workers: int = 2
-    asr_beam_size: int = 1
+    asr_beam_size: int = 2
+    # An utterance's final decode (once per utterance, so cheap) may search wider than the partial decodes
+    asr_final_beam_size: int | None = 5
     denoiser: str | None = None  # None = models.denoise.DEFAULT_DENOISER (chosen by measurement)
     vad_aggressiveness: int = 2
     vad_end_silence_ms: int = 500
