@@ -150,25 +150,29 @@ class LocalAgreement:
         *,
         unsure_until_s: float | None = None,
         min_probability: float = 0.0,
+        sure_until_s: float | None = None,
+        sure_probability: float = 1.1,
     ) -> tuple[list[Word], list[Word]]:
         """Commit the prefix on which this hypothesis and the previous one agree.
 
         Words ending after `commit_until_s` stay tentative (heard without enough audio after them). A word that
         either decode gave a probability under `min_probability` must also end before `unsure_until_s`: an
-        unsure word waits for more context instead of being committed on two short, alike guesses.
+        unsure word waits for more context instead of being committed on two short, alike guesses. A word this
+        decode is sure of (`sure_probability`) that ends before `sure_until_s` commits without waiting for a
+        second decode.
         """
         new = self._new_words(hypothesis)
         committed: list[Word] = []
         for i, word in enumerate(new):
-            if i >= len(self._previous):
-                break
             if commit_until_s is not None and word.end_s > commit_until_s:
                 break
-            previous = self._previous[i]
-            if normalize_token(word.text) != normalize_token(previous.text):
-                break
-            unsure = min(word.probability, previous.probability) < min_probability
-            if unsure and unsure_until_s is not None and word.end_s > unsure_until_s:
+            previous = self._previous[i] if i < len(self._previous) else None
+            if previous is not None and normalize_token(word.text) == normalize_token(previous.text):
+                unsure = min(word.probability, previous.probability) < min_probability
+                if unsure and unsure_until_s is not None and word.end_s > unsure_until_s:
+                    break
+            elif not (sure_until_s is not None and word.probability >= sure_probability
+                      and word.end_s <= sure_until_s):
                 break
             committed.append(word)
         if self.hold_numbers:

@@ -44,6 +44,9 @@ class StreamingParams:
     # after it before it commits
     unsure_probability: float = 0.0
     unsure_right_context_s: float = 1.0
+    # A word one decode is this sure of, heard with sure_right_context_s of audio after it, commits at once
+    sure_probability: float = 1.1
+    sure_right_context_s: float = 1.0
     prefix_committed: bool = False  # measured: WER 0.205 vs 0.181 on 15 tel clips, no speed gain
     vad: VadParams = VadParams()
 
@@ -251,7 +254,9 @@ class ChannelTranscriber:
                     until_s = job.offset_s  # too little audio yet: the first words are guessed without context
                 committed, tentative = self._policy.update(
                     words, until_s, unsure_until_s=job.end_s - self.params.unsure_right_context_s,
-                    min_probability=self.params.unsure_probability)
+                    min_probability=self.params.unsure_probability,
+                    sure_until_s=job.end_s - self.params.sure_right_context_s,
+                    sure_probability=self.params.sure_probability)
                 if not committed and job.end_s - job.offset_s > self.params.max_buffer_s:
                     # No agreement on a long buffer: commit what is well behind the live edge, then trim.
                     committed = self._policy.force_commit_until(job.end_s - self.params.force_commit_lag_s)

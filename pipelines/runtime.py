@@ -33,6 +33,10 @@ def streaming_params(settings: HarkenSettings) -> StreamingParams:
         max_buffer_s=settings.max_buffer_s,
         min_right_context_s=settings.min_right_context_s,
         min_commit_audio_s=settings.min_commit_audio_s,
+        unsure_probability=settings.unsure_probability,
+        unsure_right_context_s=settings.unsure_right_context_s,
+        sure_probability=settings.sure_probability,
+        sure_right_context_s=settings.sure_right_context_s,
         vad=VadParams(aggressiveness=settings.vad_aggressiveness, end_silence_ms=settings.vad_end_silence_ms),
     )
 

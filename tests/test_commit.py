@@ -107,3 +107,12 @@ def test_unsure_words_wait_for_more_audio():
     assert committed == [] and [w.text for w in tentative] == ["what", "for"]
     committed, _ = la.update(unsure, commit_until_s=1.0, unsure_until_s=0.5, min_probability=0.5)
     assert [w.text for w in committed] == ["what", "for"]
+
+
+def test_a_sure_word_with_enough_audio_after_it_commits_from_one_decode():
+    la = LocalAgreement()
+    hyp = [Word("ask", 0.0, 0.3, probability=0.97), Word("not", 0.3, 0.6, probability=0.6),
+           Word("what", 0.6, 0.9, probability=0.99)]
+    committed, tentative = la.update(hyp, commit_until_s=2.0, sure_until_s=0.5, sure_probability=0.9)
+    assert [w.text for w in committed] == ["ask"]  # "not" is unsure, and "what" may not skip past it
+    assert [w.text for w in tentative] == ["not", "what"]

@@ -1,0 +1,73 @@
+"""The ASR executor: priorities and load shedding (beam search only while the workers have room)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+
+from models.asr import AsrHypothesis, AsrRequest
+from pipelines.executor import AsrExecutor
+
+
+class _Recorder:
+    """A stand-in decoder (the executor's policy is under test, not Whisper) that takes `decode_s` per call."""
+
+    model_name = "recorder"
+
+    def __init__(self, decode_s: float) -> None:
+        self.decode_s = decode_s
+        self.beams: list[int | None] = []
+        self._lock = threading.Lock()
+
+    def decode(self, request: AsrRequest) -> AsrHypothesis:
+        time.sleep(self.decode_s)
+        with self._lock:
+            self.beams.append(request.beam_size)
+        return AsrHypothesis(words=(), language="en", avg_logprob=0.0, no_speech_prob=0.0, compression_ratio=1.0,
+                             model=self.model_name)
+
+
+def _request(sheddable: bool = True) -> AsrRequest:
+    return AsrRequest(audio=np.zeros(1600, dtype=np.float32), language="en", sheddable=sheddable)
+
+
+async def _submit(ex: AsrExecutor, n: int, sheddable: bool = True) -> None:
+    for _ in range(n):
+        await ex.submit(lambda: ("job", _request(sheddable)), final=False)
+
+
+def test_a_lightly_loaded_executor_keeps_the_configured_beam() -> None:
+    rec = _Recorder(0.02)
+    ex = AsrExecutor(rec, workers=2, shed_above=0.6, load_window_s=1.0)
+    try:
+        async def go() -> None:
+            for _ in range(5):
+                await _submit(ex, 1)
+                await asyncio.sleep(0.05)  # one channel, mostly idle workers
+
+        asyncio.run(go())
+    finally:
+        ex.close()
+    assert rec.beams == [None] * 5 and ex.stats.greedy_under_load == 0
+
+
+def test_a_busy_executor_sheds_to_greedy_but_not_for_paced_replays() -> None:
+    rec = _Recorder(0.05)
+    ex = AsrExecutor(rec, workers=1, shed_above=0.6, load_window_s=0.5)
+    try:
+        async def go(sheddable: bool) -> None:
+            # four channels decoding back to back keep the single worker busy all the time
+            await asyncio.gather(*(_submit(ex, 6, sheddable) for _ in range(4)))
+
+        asyncio.run(go(True))
+        live = list(rec.beams)
+        rec.beams.clear()
+        asyncio.run(go(False))
+        paced = list(rec.beams)
+    finally:
+        ex.close()
+    assert live.count(1) >= 20  # nearly all narrowed to greedy (the first ones ran before load built up)
+    assert paced == [None] * 24
