@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from intelligence.numbers import is_number_word
 from intelligence.text import normalize_token
 from intelligence.types import Word
 
@@ -85,20 +86,6 @@ def cut_repetition_loop(words: list[Word], min_repeats: int = 3, max_ngram: int 
             if repeats >= min_repeats:
                 return words[: start + n]
     return words
-
-
-_NUMBER_WORDS = frozenset(
-    "zero oh one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand double "
-    "triple".split()
-)
-_ZH_NUMERALS = frozenset("零〇一二三四五六七八九十百千万两幺")
-
-
-def is_number_word(text: str) -> bool:
-    """True for a digit group, an English number word or a run of Chinese numerals (one spoken number's piece)."""
-    key = normalize_token(text)
-    return bool(key) and (key.isdigit() or key in _NUMBER_WORDS or all(ch in _ZH_NUMERALS for ch in key))
 
 
 def _hold_open_number(committed: list[Word], rest: list[Word]) -> int:

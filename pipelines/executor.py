@@ -58,7 +58,7 @@ class ExecutorStats:
     queue_wait_s_total: float = 0.0
     errors: int = 0
     max_queue_depth: int = 0
-    greedy_under_load: int = 0  # decodes narrowed to greedy because others were waiting
+    greedy_under_load: int = 0  # decodes narrowed to greedy (workers busy or requests waiting)
 
 
 class AsrExecutor:

@@ -13,21 +13,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from intelligence.numbers import REPEAT, TEENS, TENS, UNITS, ZH_DIGITS
 from intelligence.types import TranscriptEvent
 
-_UNITS = {
-    "zero": 0, "oh": 0, "o": 0, "nought": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "seven": 7, "eight": 8, "nine": 9,
-}
-_TEENS = {
-    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
-    "seventeen": 17, "eighteen": 18, "nineteen": 19,
-}
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
-         "ninety": 90}
-_REPEAT = {"double": 2, "triple": 3}
-_ZH_DIGITS = {"零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5",
-              "六": "6", "七": "7", "八": "8", "九": "9"}
 _PIECE_TOKEN_RE = re.compile(r"[A-Za-z]+|\d+|[零〇一幺二两三四五六七八九]|\S")
 _SEPARATOR_RE = re.compile(r"^[\s,.\-/:;、，。]*$")
 
@@ -83,31 +71,31 @@ def digit_pieces(text: str) -> list[DigitPiece]:
         low = tok.lower()
         if tok.isdigit():
             pieces.append(DigitPiece(tok, s, e))
-        elif tok in _ZH_DIGITS:
-            pieces.append(DigitPiece(_ZH_DIGITS[tok], s, e))
-        elif low in _REPEAT and i + 1 < len(tokens) and tokens[i + 1][0].lower() in _UNITS:
-            unit = str(_UNITS[tokens[i + 1][0].lower()])
-            pieces.append(DigitPiece(unit * _REPEAT[low], s, tokens[i + 1][2]))
+        elif tok in ZH_DIGITS:
+            pieces.append(DigitPiece(ZH_DIGITS[tok], s, e))
+        elif low in REPEAT and i + 1 < len(tokens) and tokens[i + 1][0].lower() in UNITS:
+            unit = str(UNITS[tokens[i + 1][0].lower()])
+            pieces.append(DigitPiece(unit * REPEAT[low], s, tokens[i + 1][2]))
             i += 1
-        elif low in _TENS:
-            value, end = str(_TENS[low] // 10), e
+        elif low in TENS:
+            value, end = str(TENS[low] // 10), e
             nxt = tokens[i + 1] if i + 1 < len(tokens) else None
             nxt2 = tokens[i + 2] if i + 2 < len(tokens) else None
-            if nxt and nxt[0].lower() in _UNITS and nxt[0].lower() not in ("oh", "o") and _UNITS[nxt[0].lower()]:
-                value += str(_UNITS[nxt[0].lower()])
+            if nxt and nxt[0].lower() in UNITS and nxt[0].lower() not in ("oh", "o") and UNITS[nxt[0].lower()]:
+                value += str(UNITS[nxt[0].lower()])
                 end = nxt[2]
                 i += 1
-            elif nxt and nxt[0] == "-" and nxt2 and nxt2[0].lower() in _UNITS:
-                value += str(_UNITS[nxt2[0].lower()])
+            elif nxt and nxt[0] == "-" and nxt2 and nxt2[0].lower() in UNITS:
+                value += str(UNITS[nxt2[0].lower()])
                 end = nxt2[2]
                 i += 2
             else:
                 value += "0"
             pieces.append(DigitPiece(value, s, end))
-        elif low in _TEENS:
-            pieces.append(DigitPiece(str(_TEENS[low]), s, e))
-        elif low in _UNITS and (low not in ("o", "oh") or _next_to_number(tokens, i)):
-            pieces.append(DigitPiece(str(_UNITS[low]), s, e))
+        elif low in TEENS:
+            pieces.append(DigitPiece(str(TEENS[low]), s, e))
+        elif low in UNITS and (low not in ("o", "oh") or _next_to_number(tokens, i)):
+            pieces.append(DigitPiece(str(UNITS[low]), s, e))
         elif low == "hundred" and pieces and len(pieces[-1].digits) == 1 and pieces[-1].end <= s:
             # "three hundred eighty one" -> 381; "three hundred and five" -> 305; "three hundred" -> 300
             head = pieces.pop()
@@ -135,7 +123,7 @@ def _next_to_number(tokens: list[tuple[str, int, int]], i: int) -> bool:
         if not 0 <= k < len(tokens):
             return False
         t = tokens[k][0].lower()
-        return t.isdigit() or (t in _UNITS and t not in ("o", "oh")) or t in _TEENS or t in _TENS
+        return t.isdigit() or (t in UNITS and t not in ("o", "oh")) or t in TEENS or t in TENS
 
     return numeric(i - 1) or numeric(i + 1)
 
