@@ -48,6 +48,9 @@ class StreamingParams:
     sure_probability: float = 1.1
     sure_right_context_s: float = 1.0
     prefix_committed: bool = False  # measured: WER 0.205 vs 0.181 on 15 tel clips, no speed gain
+    # An utterance that starts at most this long after the previous one ended also decodes this much audio before
+    # its start (words already committed there are re-decoded as context only and dropped by time)
+    left_context_s: float = 0.0
     vad: VadParams = VadParams()
 
 
@@ -97,6 +100,7 @@ class ChannelTranscriber:
         self._received = 0  # total 16 kHz samples received
         self._utt_start: int | None = None  # decode buffer start (sample), None when idle
         self._final_due: list[tuple[int, int]] = []  # (buffer start, end) of utterances awaiting a final decode
+        self._last_utt: tuple[int, int] | None = None  # (buffer start, end) of the last ended utterance
         self._last_decode_end = 0
         self._policy = LocalAgreement()
         self._prompt_words: list[Word] = []  # committed words of the current utterance
@@ -155,11 +159,17 @@ class ChannelTranscriber:
         for ev in self._vad.feed(samples):
             if ev.kind == "start" and self._utt_start is None:
                 self._utt_start = max(self._audio_base, ev.sample - preroll, self._last_decode_floor())
+                context = int(self.params.left_context_s * SAMPLE_RATE_HZ)
+                if context and self._last_utt is not None and ev.sample - self._last_utt[1] <= context:
+                    # a short pause: reach back into the previous utterance (not before its start)
+                    self._utt_start = max(self._audio_base, self._last_utt[0],
+                                          min(self._utt_start, ev.sample - context))
             elif ev.kind == "end" and self._utt_start is not None:
                 end = min(self._received, ev.sample + preroll // 2)
                 self._final_due.append((self._utt_start, end))
+                self._last_utt = (self._utt_start, end)
                 self._utt_start = None
-        self._trim_audio(preroll)
+        self._trim_audio(max(preroll, int(self.params.left_context_s * SAMPLE_RATE_HZ)))
 
     def _last_decode_floor(self) -> int:
         return self._final_due[-1][1] if self._final_due else 0

@@ -37,6 +37,7 @@ def streaming_params(settings: HarkenSettings) -> StreamingParams:
         unsure_right_context_s=settings.unsure_right_context_s,
         sure_probability=settings.sure_probability,
         sure_right_context_s=settings.sure_right_context_s,
+        left_context_s=settings.left_context_s,
         vad=VadParams(aggressiveness=settings.vad_aggressiveness, end_silence_ms=settings.vad_end_silence_ms),
     )
 

@@ -1,0 +1,80 @@
+"""An utterance after a short pause is decoded with the audio before it, and its words are not repeated."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import numpy as np
+import pytest
+
+from models.asr import SAMPLE_RATE_HZ
+from pipelines.audio_io import DecodedAudio, read_audio
+from pipelines.channel import ChannelTranscriber, StreamingParams
+from pipelines.offline import finals, replay
+from pipelines.resample import Int16ResampleStream
+from pipelines.runtime import build_runtime
+from pipelines.settings import HarkenSettings
+
+
+def _jfk_twice(shared_data) -> np.ndarray:
+    """The JFK sentence twice, one second apart: three or more VAD utterances with short pauses between them."""
+    jfk = read_audio(shared_data / "asr" / "jfk" / "jfk.flac").mono()
+    pcm = Int16ResampleStream(jfk.sample_rate_hz, SAMPLE_RATE_HZ).resample_chunk(jfk.samples[:, 0], last=True)
+    return np.concatenate([pcm, np.zeros(SAMPLE_RATE_HZ, dtype=np.int16), pcm])
+
+
+def _jobs(pcm: np.ndarray, left_context_s: float) -> list[tuple[bool, float, float]]:
+    """(final, offset_s, end_s) of every decode the channel asks for, fed in 100 ms chunks (no model needed)."""
+    ct = ChannelTranscriber(session_id="s", channel=0, speaker="x", input_rate_hz=SAMPLE_RATE_HZ, language="en",
+                            params=StreamingParams(left_context_s=left_context_s))
+    jobs = []
+    for k in range(0, len(pcm), 1600):
+        ct.feed(pcm[k : k + 1600].tobytes())
+        while (job := ct.take_job()) is not None:
+            jobs.append((job.final, job.offset_s, job.end_s))
+    ct.end_of_stream()
+    while (job := ct.take_job()) is not None:
+        jobs.append((job.final, job.offset_s, job.end_s))
+    return jobs
+
+
+def test_buffer_after_a_pause_reaches_back_into_the_previous_utterance(shared_data) -> None:
+    pcm = _jfk_twice(shared_data)
+    for left_s in (0.0, 2.0):
+        jobs = _jobs(pcm, left_s)
+        finals_ = [(o, e) for f, o, e in jobs if f]
+        assert len(finals_) >= 3, "expected several utterances"
+        reached_back = 0
+        for prev, nxt in zip(finals_, finals_[1:]):
+            # never before the previous utterance's own start, never more than the context (+ VAD pre-roll) back
+            assert nxt[0] >= prev[0]
+            if left_s == 0.0:
+                assert nxt[0] >= prev[1] - 1e-6
+            else:
+                assert nxt[0] >= prev[1] - left_s - 0.31
+                reached_back += nxt[0] < prev[1] - 0.1
+        if left_s:
+            assert reached_back >= 2
+
+
+@pytest.mark.model
+def test_words_before_a_pause_are_not_repeated_after_it(shared_data) -> None:
+    pcm = _jfk_twice(shared_data)
+
+    async def go():
+        rt = build_runtime(HarkenSettings(database_url="sqlite://", store_audio=False, left_context_s=2.0))
+        try:
+            _sid, events = await replay(rt.manager, DecodedAudio(pcm[:, None], SAMPLE_RATE_HZ), language="en")
+            return events
+        finally:
+            await rt.aclose()
+
+    text = " ".join(e["text"] for e in finals(asyncio.run(go()))).lower()
+    words = re.findall(r"[a-z]+", text)
+    # "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your
+    # country." twice: 2 x 22 words, each phrase exactly twice
+    assert words.count("americans") == 2, text
+    assert words.count("country") == 4, text
+    assert words.count("ask") == 4, text
+    assert 42 <= len(words) <= 46, text
