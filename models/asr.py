@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +47,18 @@ class AsrRequest:
     complete: bool = False
     # Beam width for this decode only (None: the backend's setting); the executor narrows it under load
     beam_size: int | None = None
-    # May the executor narrow the beam under load? Not for paced replays: a file's transcript (an audit's
-    # evidence) must not depend on how busy the machine was.
+    # May the executor narrow the beam (and drop context_s) under load? Not for paced replays: a file's
+    # transcript (an audit's evidence) must not depend on how busy the machine was.
     sheddable: bool = True
+    # Seconds at the start of `audio` that only give context (speech already committed before a pause)
+    context_s: float = 0.0
+
+    def without_context(self) -> tuple[AsrRequest, float]:
+        """This request minus its context audio, and the seconds dropped (add them back to word times)."""
+        skip = min(int(round(self.context_s * SAMPLE_RATE_HZ)), max(0, self.audio.shape[0] - SAMPLE_RATE_HZ // 2))
+        if skip <= 0:
+            return self, 0.0
+        return replace(self, audio=self.audio[skip:], context_s=0.0), skip / SAMPLE_RATE_HZ
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,13 @@ class AsrHypothesis:
     @property
     def text(self) -> str:
         return join_words(self.words, self.language)
+
+    def shifted(self, seconds: float) -> AsrHypothesis:
+        """The same hypothesis with word times moved later by `seconds`."""
+        if not seconds:
+            return self
+        words = tuple(replace(w, start_s=w.start_s + seconds, end_s=w.end_s + seconds) for w in self.words)
+        return replace(self, words=words)
 
 
 def join_words(words: tuple[Word, ...] | list[Word], language: str) -> str:

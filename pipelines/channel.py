@@ -99,7 +99,9 @@ class ChannelTranscriber:
         self._audio_base = 0  # sample index of self._audio[0]
         self._received = 0  # total 16 kHz samples received
         self._utt_start: int | None = None  # decode buffer start (sample), None when idle
-        self._final_due: list[tuple[int, int]] = []  # (buffer start, end) of utterances awaiting a final decode
+        # (buffer start, end, speech start) of utterances awaiting a final decode
+        self._final_due: list[tuple[int, int, int]] = []
+        self._utt_speech_start = 0  # where the current utterance's own audio starts (after any left context)
         self._last_utt: tuple[int, int] | None = None  # (buffer start, end) of the last ended utterance
         self._last_decode_end = 0
         self._policy = LocalAgreement()
@@ -141,7 +143,7 @@ class ChannelTranscriber:
                 if len(held):
                     self._append(held)
             if self._utt_start is not None:
-                self._final_due.append((self._utt_start, self._received))
+                self._final_due.append((self._utt_start, self._received, self._utt_speech_start))
                 self._utt_start = None
             self.ended = True
 
@@ -159,6 +161,7 @@ class ChannelTranscriber:
         for ev in self._vad.feed(samples):
             if ev.kind == "start" and self._utt_start is None:
                 self._utt_start = max(self._audio_base, ev.sample - preroll, self._last_decode_floor())
+                self._utt_speech_start = self._utt_start
                 context = int(self.params.left_context_s * SAMPLE_RATE_HZ)
                 if context and self._last_utt is not None and ev.sample - self._last_utt[1] <= context:
                     # a short pause: reach back into the previous utterance (not before its start)
@@ -166,7 +169,7 @@ class ChannelTranscriber:
                                           min(self._utt_start, ev.sample - context))
             elif ev.kind == "end" and self._utt_start is not None:
                 end = min(self._received, ev.sample + preroll // 2)
-                self._final_due.append((self._utt_start, end))
+                self._final_due.append((self._utt_start, end, self._utt_speech_start))
                 self._last_utt = (self._utt_start, end)
                 self._utt_start = None
         self._trim_audio(max(preroll, int(self.params.left_context_s * SAMPLE_RATE_HZ)))
@@ -206,12 +209,12 @@ class ChannelTranscriber:
             if not self.has_work():
                 return None
             if self._final_due:
-                start, end = self._final_due.pop(0)
+                start, end, speech_start = self._final_due.pop(0)
                 final = True
             else:
                 assert self._utt_start is not None
                 self._maybe_trim_buffer()
-                start, end = self._utt_start, self._received
+                start, end, speech_start = self._utt_start, self._received, self._utt_speech_start
                 final = False
             self._last_decode_end = end
             # Prompt only with committed text that precedes the buffer: text inside the buffer would make
@@ -228,7 +231,8 @@ class ChannelTranscriber:
                 offset_s=start / SAMPLE_RATE_HZ,
                 end_s=end / SAMPLE_RATE_HZ,
                 request=AsrRequest(audio=self._slice(start, end), language=self.language, prompt=prompt,
-                                   prefix=prefix, complete=final),
+                                   prefix=prefix, complete=final,
+                                   context_s=max(0, speech_start - start) / SAMPLE_RATE_HZ),
             )
 
     def _maybe_trim_buffer(self) -> None:

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from intelligence.types import Word
 from models.asr import AsrHypothesis, AsrRequest
 from pipelines.executor import AsrExecutor
 
@@ -71,3 +72,51 @@ def test_a_busy_executor_sheds_to_greedy_but_not_for_paced_replays() -> None:
         ex.close()
     assert live.count(1) >= 20  # nearly all narrowed to greedy (the first ones ran before load built up)
     assert paced == [None] * 24
+
+
+class _Clock(_Recorder):
+    """Records how much audio each decode got; always hears one word 0.1-0.2 s into it."""
+
+    def __init__(self, decode_s: float) -> None:
+        super().__init__(decode_s)
+        self.seconds: list[float] = []
+
+    def decode(self, request: AsrRequest) -> AsrHypothesis:
+        time.sleep(self.decode_s)
+        with self._lock:
+            self.seconds.append(request.audio.shape[0] / 16000)
+        return AsrHypothesis(words=(Word("word", 0.1, 0.2),), language="en", avg_logprob=0.0, no_speech_prob=0.0,
+                             compression_ratio=1.0, model=self.model_name)
+
+
+def test_a_busy_executor_drops_left_context_but_keeps_word_times() -> None:
+    dec = _Clock(0.05)
+    ex = AsrExecutor(dec, workers=1, shed_above=0.6, load_window_s=0.5)
+    starts: list[float] = []
+
+    def factory(sheddable: bool):
+        return lambda: ("job", AsrRequest(audio=np.zeros(3 * 16000, dtype=np.float32), language="en",
+                                          sheddable=sheddable, context_s=1.0))
+
+    async def channel(sheddable: bool) -> None:
+        for _ in range(6):
+            _job, hyp = await ex.submit(factory(sheddable), final=False)
+            starts.append(hyp.words[0].start_s)
+
+    try:
+        async def go(sheddable: bool) -> None:
+            await asyncio.gather(*(channel(sheddable) for _ in range(4)))
+
+        asyncio.run(go(True))
+        live, live_starts = list(dec.seconds), list(starts)
+        dec.seconds.clear()
+        starts.clear()
+        asyncio.run(go(False))
+    finally:
+        ex.close()
+    shed = [i for i, s in enumerate(live) if s == 2.0]
+    assert len(shed) >= 20 and set(live) <= {2.0, 3.0}
+    # the word was heard 0.1 s into the shortened audio: 1.1 s into the request's audio
+    assert all(abs(live_starts[i] - 1.1) < 1e-9 for i in shed)
+    assert dec.seconds == [3.0] * 24 and all(abs(s - 0.1) < 1e-9 for s in starts)
+    assert abs(ex.stats.context_shed_s - len(shed)) < 1e-6

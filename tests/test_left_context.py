@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 
 import numpy as np
@@ -24,18 +25,18 @@ def _jfk_twice(shared_data) -> np.ndarray:
     return np.concatenate([pcm, np.zeros(SAMPLE_RATE_HZ, dtype=np.int16), pcm])
 
 
-def _jobs(pcm: np.ndarray, left_context_s: float) -> list[tuple[bool, float, float]]:
-    """(final, offset_s, end_s) of every decode the channel asks for, fed in 100 ms chunks (no model needed)."""
+def _jobs(pcm: np.ndarray, left_context_s: float) -> list[tuple[bool, float, float, float]]:
+    """(final, offset_s, end_s, context_s) of every decode the channel asks for, fed in 100 ms chunks (no model needed)."""
     ct = ChannelTranscriber(session_id="s", channel=0, speaker="x", input_rate_hz=SAMPLE_RATE_HZ, language="en",
                             params=StreamingParams(left_context_s=left_context_s))
     jobs = []
     for k in range(0, len(pcm), 1600):
         ct.feed(pcm[k : k + 1600].tobytes())
         while (job := ct.take_job()) is not None:
-            jobs.append((job.final, job.offset_s, job.end_s))
+            jobs.append((job.final, job.offset_s, job.end_s, job.request.context_s))
     ct.end_of_stream()
     while (job := ct.take_job()) is not None:
-        jobs.append((job.final, job.offset_s, job.end_s))
+        jobs.append((job.final, job.offset_s, job.end_s, job.request.context_s))
     return jobs
 
 
@@ -43,17 +44,22 @@ def test_buffer_after_a_pause_reaches_back_into_the_previous_utterance(shared_da
     pcm = _jfk_twice(shared_data)
     for left_s in (0.0, 2.0):
         jobs = _jobs(pcm, left_s)
-        finals_ = [(o, e) for f, o, e in jobs if f]
+        finals_ = [(o, e, c) for f, o, e, c in jobs if f]
         assert len(finals_) >= 3, "expected several utterances"
         reached_back = 0
-        for prev, nxt in zip(finals_, finals_[1:]):
+        for prev, nxt in itertools.pairwise(finals_):
             # never before the previous utterance's own start, never more than the context (+ VAD pre-roll) back
             assert nxt[0] >= prev[0]
             if left_s == 0.0:
                 assert nxt[0] >= prev[1] - 1e-6
+                assert nxt[2] == 0.0
             else:
                 assert nxt[0] >= prev[1] - left_s - 0.31
                 reached_back += nxt[0] < prev[1] - 0.1
+                # the request marks the reach-back as context (the executor may drop it under load): it covers
+                # the previous utterance's audio and ends where this utterance's own audio begins
+                if nxt[0] < prev[1] - 0.1:
+                    assert nxt[0] + nxt[2] >= prev[1] - 1e-6 and nxt[2] <= left_s
         if left_s:
             assert reached_back >= 2
 
