@@ -103,6 +103,7 @@ class ChannelTranscriber:
         self._final_due: list[tuple[int, int, int]] = []
         self._utt_speech_start = 0  # where the current utterance's own audio starts (after any left context)
         self._last_utt: tuple[int, int] | None = None  # (buffer start, end) of the last ended utterance
+        self._left_context = int(params.left_context_s * SAMPLE_RATE_HZ)  # samples
         self._last_decode_end = 0
         self._policy = LocalAgreement()
         self._prompt_words: list[Word] = []  # committed words of the current utterance
@@ -162,7 +163,7 @@ class ChannelTranscriber:
             if ev.kind == "start" and self._utt_start is None:
                 self._utt_start = max(self._audio_base, ev.sample - preroll, self._last_decode_floor())
                 self._utt_speech_start = self._utt_start
-                context = int(self.params.left_context_s * SAMPLE_RATE_HZ)
+                context = self._left_context
                 if context and self._last_utt is not None and ev.sample - self._last_utt[1] <= context:
                     # a short pause: reach back into the previous utterance (not before its start)
                     self._utt_start = max(self._audio_base, self._last_utt[0],
@@ -172,7 +173,7 @@ class ChannelTranscriber:
                 self._final_due.append((self._utt_start, end, self._utt_speech_start))
                 self._last_utt = (self._utt_start, end)
                 self._utt_start = None
-        self._trim_audio(max(preroll, int(self.params.left_context_s * SAMPLE_RATE_HZ)))
+        self._trim_audio(max(preroll, self._left_context))
 
     def _last_decode_floor(self) -> int:
         return self._final_due[-1][1] if self._final_due else 0
