@@ -102,8 +102,9 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
         log.exception("unhandled error on %s", request.url.path)
         return JSONResponse(status_code=500, content={"code": "internal", "message": "internal error"})
 
-    from api import routes_sessions, routes_stream
+    from api import landing, routes_sessions, routes_stream
 
+    app.include_router(landing.build_router())
     app.include_router(routes_stream.build_router())
     app.include_router(routes_sessions.build_router())
     for name in OPTIONAL_ROUTERS:
