@@ -269,8 +269,14 @@ def test_leave_one_speaker_out_eval(shared_data: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_training_reproduces_the_packaged_model(tmp_path: Path) -> None:
-    """`harken train voice-emotion` rewrites exactly the shipped arrays (deterministic features and lbfgs)."""
+def test_training_reproduces_the_packaged_model(tmp_path: Path, shared_data: Path) -> None:
+    """`harken train voice-emotion` rewrites the shipped model: the same arrays up to floating-point noise, and
+    the same predictions on EmoDB.
+
+    Not bit for bit: BLAS kernels and L-BFGS sum in another order on another CPU (AVX2 vs AVX-512), which moved
+    weights by ~1e-8 on a fresh machine. The tolerance is far below what a real change of training moves
+    (a changed regularisation or one feature more moves weights by ~1e-2 and breaks the shapes or the labels).
+    """
     from api.cli import main
 
     out = tmp_path / "voice_emotion.npz"
@@ -278,4 +284,20 @@ def test_training_reproduces_the_packaged_model(tmp_path: Path) -> None:
     with np.load(out) as new, np.load(DEFAULT_MODEL_PATH) as shipped:
         assert sorted(new.files) == sorted(shipped.files)
         for key in shipped.files:
-            assert np.array_equal(new[key], shipped[key]), key
+            a, b = new[key], shipped[key]
+            assert a.shape == b.shape and a.dtype == b.dtype, key
+            if np.issubdtype(b.dtype, np.floating):
+                scale = max(float(np.abs(b).max()), 1.0)
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * scale, err_msg=key)
+            else:
+                assert np.array_equal(a, b), key
+
+    retrained = VoiceEmotionClassifier(VoiceEmotionModel.load(out))
+    shipped_clf = VoiceEmotionClassifier.from_packaged()
+    rows = _speaker_rows(shared_data, "03") + _speaker_rows(shared_data, "11")
+    assert len(rows) >= 40
+    for row in rows:
+        pcm = _clip(shared_data, Path(row["file"]).name)
+        a, b = retrained.classify(pcm), shipped_clf.classify(pcm)
+        assert a.label == b.label, row["file"]
+        assert abs(a.confidence - b.confidence) < 1e-3, row["file"]
