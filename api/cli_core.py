@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated channel names (default: speaker, or agent,customer for stereo)")
     p.add_argument("--model", default=None, help="ASR model (packaged: base, tiny.en)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--keep-card-data", action="store_true",
+                   help="print spoken card numbers and CVVs in the clear (only for a permitted use; by default "
+                        "they are masked with #, as in every stored transcript)")
     p.add_argument("-o", "--output", type=Path, default=None)
     p.set_defaults(func=_transcribe)
 
@@ -100,8 +103,13 @@ def _transcribe(args: argparse.Namespace) -> int:
 
     session_id, events = asyncio.run(run())
     fin = finals(events)
+    if not args.keep_card_data:
+        from intelligence.redaction import redact_finals
+
+        fin = redact_finals(fin)
     if args.format == "json":
         out = json.dumps({"session_id": session_id, "duration_s": audio.duration_s,
+                          "card_data": "kept" if args.keep_card_data else "masked",
                           "segments": [{k: e[k] for k in ("segment_id", "channel", "speaker", "start_s", "end_s",
                                                           "text", "words", "language")} for e in fin]},
                          ensure_ascii=False, indent=2)

@@ -7,6 +7,7 @@ first sample the session received), never wall clock, so events from a live call
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -76,6 +77,19 @@ class TranscriptEvent:
         d["type"] = "transcript"
         d["words"] = [asdict(w) for w in self.words]
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TranscriptEvent:
+        """The event back from its `to_dict` form (as stored, streamed or read from a replay)."""
+        return cls(
+            session_id=str(d.get("session_id", "")), kind=d.get("kind", "final"), segment_id=d["segment_id"],
+            channel=int(d.get("channel", 0)), speaker=str(d.get("speaker", "")), start_s=float(d["start_s"]),
+            end_s=float(d["end_s"]), text=d["text"],
+            words=tuple(Word(w["text"], float(w["start_s"]), float(w["end_s"]), float(w.get("probability", 1.0)))
+                        for w in d.get("words", ())),
+            language=d.get("language", ""), model=d.get("model", ""), emitted_at=d.get("emitted_at", 0.0),
+            media_clock_s=d.get("media_clock_s", 0.0),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,8 +202,7 @@ class SessionEnricher:
         A card number is often read over several finals (even over a pause), so the channel's recent finals are
         searched as one text and each sensitive span is mapped back to the segments and word times it covers.
         """
-        from intelligence.compliance.pci import find_sensitive, time_of_chars
-        from pipelines.offline import to_transcript_event
+        from intelligence.redaction import redact_channel, redacted_final
 
         channels = {e.channel for e in finding.evidence} or {0}
         since_s = min((e.start_s for e in finding.evidence), default=0.0) - REDACTION_LOOKBACK_S
@@ -212,30 +211,14 @@ class SessionEnricher:
         for ch in channels:
             segs = [ev for ev in session.history if ev.get("type") == "transcript" and ev.get("kind") == "final"
                     and ev.get("channel") == ch and ev.get("end_s", 0.0) >= since_s]
-            text, offsets = "", []
-            for ev in segs:
-                if text:
-                    text += " "
-                offsets.append((len(text), ev))
-                text += ev["text"]
-            for span in find_sensitive(text, ("pan", "cvv")):
-                times: list[tuple[float, float]] = []
-                for off, ev in offsets:
-                    lo, hi = max(span.start, off) - off, min(span.end, off + len(ev["text"])) - off
-                    if lo >= hi:
-                        continue
-                    cur_text = changed.get(ev["segment_id"], ev["text"])
-                    changed[ev["segment_id"]] = cur_text[:lo] + "".join(
-                        "#" if c.isalnum() else c for c in cur_text[lo:hi]) + cur_text[hi:]
-                    times.append(time_of_chars(to_transcript_event(ev), lo, hi))
-                if times:  # one interval from the first to the last digit, pauses between groups included
-                    mutes.append((min(t[0] for t in times), max(t[1] for t in times)))
+            found = redact_channel(segs)
+            changed.update(found.texts)
+            mutes += found.mute_spans_s
         for ev in session.history:
             if ev.get("type") != "transcript" or ev.get("segment_id") not in changed:
                 continue
             red_text = changed[ev["segment_id"]]
-            words = [{**w, "text": "".join("#" if c.isdigit() else c for c in w["text"])} for w in ev["words"]]
-            ev.update({"text": red_text, "words": words, "redacted": True})
+            ev.update(redacted_final(ev, red_text))
             await asyncio.to_thread(session.manager.sink.store.replace_event_payload, session.session_id,
                                     ev["seq"], dict(ev))
             await session.emit({"type": "redaction", "segment_id": ev["segment_id"], "channel": ev["channel"],

@@ -90,14 +90,7 @@ def utterances(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def to_transcript_event(d: dict[str, Any]) -> TranscriptEvent:
-    from intelligence.types import Word
-
-    return TranscriptEvent(
-        session_id=d["session_id"], kind=d.get("kind", "final"), segment_id=d["segment_id"], channel=d["channel"],
-        speaker=d["speaker"], start_s=d["start_s"], end_s=d["end_s"], text=d["text"],
-        words=tuple(Word(**w) for w in d.get("words", [])), language=d.get("language", ""),
-        model=d.get("model", ""), emitted_at=d.get("emitted_at", 0.0), media_clock_s=d.get("media_clock_s", 0.0),
-    )
+    return TranscriptEvent.from_dict(d)
 
 
 def transcribe_call(
