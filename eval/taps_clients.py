@@ -240,6 +240,7 @@ def rtp_leg(pcm: np.ndarray, ssrc: int, *, dtmf: str = "", dtmf_at_s: float | No
 
 def write_siprec_files(
     workdir: Path, call: CallAudio, *, speed: float, dtmf: str = "", dtmf_at_s: float | None = None,
+    original_call_id: str = "",
 ) -> tuple[Path, int]:
     """The pcap of both legs and the SIPp scenario that replays it; returns (scenario path, pause in ms)."""
     from pipelines.taps.pcap import write_rtp_pcap
@@ -259,7 +260,8 @@ def write_siprec_files(
         if "telephone-event" not in xml:
             raise RuntimeError("the SIPp scenario changed: cannot add telephone-event to it")
     scenario = workdir / f"{call.call_id}.siprec_uac.xml"
-    scenario.write_text(xml.replace("@PCAP@", str(pcap)).replace("@PAUSE_MS@", str(pause_ms)))
+    scenario.write_text(xml.replace("@PCAP@", str(pcap)).replace("@PAUSE_MS@", str(pause_ms))
+                        .replace("@ORIG_CALL_ID@", original_call_id or f"{call.call_id}@pbx.example"))
     return scenario, pause_ms
 
 
@@ -271,8 +273,12 @@ async def siprec_sipp(
 
     The pcap is written with packet times `20 ms / speed` apart, so SIPp replays it faster than real time.
     """
+    # The recorded call (the PBX's id, in the metadata's <sipSessionID>) and the recording dialog (SIPp's
+    # Call-ID) have different ids, as with a real SRC: harken must report the first as the session's call_id.
+    original_call_id = f"{uuid.uuid4().hex}@pbx.example"
     scenario, pause_ms = await asyncio.to_thread(
-        write_siprec_files, workdir, call, speed=speed, dtmf=dtmf, dtmf_at_s=dtmf_at_s
+        write_siprec_files, workdir, call, speed=speed, dtmf=dtmf, dtmf_at_s=dtmf_at_s,
+        original_call_id=original_call_id,
     )
     media_port = random.randrange(42000, 48000, 4)
     sip_call_id = f"{uuid.uuid4().hex}@harken-e2e"
@@ -287,8 +293,9 @@ async def siprec_sipp(
     _, err = await asyncio.wait_for(proc.communicate(), 180)
     if proc.returncode:
         raise RuntimeError(f"sipp failed ({proc.returncode}): {err.decode(errors='replace')[-1500:]}")
-    return PeerCall("siprec", sip_call_id, dtmf_sent=list(dtmf) if dtmf_at_s is not None else [],
-                    wall_s=time.monotonic() - t0, details={"pause_ms": pause_ms})
+    return PeerCall("siprec", original_call_id, dtmf_sent=list(dtmf) if dtmf_at_s is not None else [],
+                    wall_s=time.monotonic() - t0,
+                    details={"pause_ms": pause_ms, "recording_call_id": sip_call_id})
 
 
 # --- FreeSWITCH mod_audio_fork: WebSocket, metadata text frame, L16 stereo binary frames -----------------------
@@ -413,3 +420,40 @@ async def audiohook_call(
         await recv("closed")
     return PeerCall("audiohook", conversation_id, dtmf_sent=list(dtmf) if dtmf_at_s is not None else [],
                     wall_s=time.monotonic() - t0, details={"server_messages": got, "audiohook_id": session_id})
+
+
+# --- harken's own WebSocket stream (/v1/stream): start message, interleaved s16le frames, stop ---------------------
+
+
+async def websocket_stereo(
+    ws_url: str, call: CallAudio, *, speed: float = 1.0, language: str = "en", frame_s: float = 0.1,
+) -> PeerCall:
+    """A stereo call over `/v1/stream` (agent left, customer right), paced at `speed` x real time; waits for
+    `session_end` so the session has been persisted when it returns."""
+    from websockets.asyncio.client import connect
+
+    call_ref = f"ws-{uuid.uuid4().hex}"
+    wire = np.empty(call.agent.size * 2, dtype="<i2")
+    wire[0::2], wire[1::2] = call.agent, call.customer
+    start = {"type": "start", "sample_rate_hz": RATE_HZ, "encoding": "s16le", "channels": 2,
+             "channel_names": ["agent", "customer"], "language": language, "metadata": {"call_id": call_ref}}
+    step = int(RATE_HZ * frame_s) * 2  # samples of both channels per frame
+    t0 = time.monotonic()
+    async with connect(ws_url, max_size=1 << 22) as ws:
+        await ws.send(json.dumps(start))
+
+        async def sender() -> None:
+            sent = time.monotonic()
+            for i in range(0, wire.size, step):
+                await ws.send(wire[i : i + step].tobytes())
+                await _pace(sent, (i + step) / 2 / RATE_HZ, speed)
+            await ws.send(json.dumps({"type": "stop"}))
+
+        task = asyncio.create_task(sender())
+        try:
+            async for message in ws:
+                if json.loads(message).get("type") == "session_end":
+                    break
+        finally:
+            await task
+    return PeerCall("websocket", call_ref, wall_s=time.monotonic() - t0)

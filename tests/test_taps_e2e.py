@@ -237,11 +237,14 @@ async def test_siprec_two_legs_with_sipp(harken: Harken, call: peers.CallAudio, 
     out = await outcome(harken, peer.call_ref)
     assert out.row["source"] == "siprec"
     md = out.row["metadata"]
+    # the recorded call's id from the metadata's <sipSessionID>; the recording dialog's Call-ID kept beside it
     assert md["call_id"] == peer.call_ref and md["tenant"] == "sipp-bank"
+    assert md["recording_call_id"] == peer.details["recording_call_id"] != peer.call_ref
     assert md["agent_id"] == "sip:agent2002@cc.example" and md["from"] == "sip:+15550123@carrier.example"
     assert {p["role"] for p in md["participants"]} == {"agent", "customer"}
     assert_right_speakers(out, refs, ("agent", "customer"))
     assert_hung_up(out, SECONDS)
+    assert out.of("tap_stats")[0]["tap"] == "siprec"  # as in the metadata and on /metrics
     (dtmf,) = out.of("dtmf")  # RFC 4733 telephone-event on the customer's leg
     assert dtmf["digit"] == "3" and dtmf["channel"] == 1 and dtmf["duration_ms"] == 80.0
     stats = stream_stats(out)

@@ -28,7 +28,7 @@ def metadata_rfc(customer_label: str = "1", agent_label: str = "2") -> str:
 <recording xmlns='{RFC_NS}'>
   <datamode>complete</datamode>
   <session session_id="hVpd7YQgRW2nD22h7q60JQ=="><sipSessionID>ab30317f1a784dc48ff824d0d3715d86;remote=47755a9de7794ba387653f2099600ef2</sipSessionID></session>
-  <participant participant_id="srfBElmCRp2QB23b7Mpk0w=="><nameID aor="sip:+15550100@carrier.example"><name>Customer</name></nameID></participant>
+  <participant participant_id="srfBElmCRp2QB23b7Mpk0w=="><nameID aor="sip:+15550100@carrier.example"><name>Customer</name></nameID><extensiondata xmlns:x="urn:example:sbc"><x:callId>leg-a-77@pbx.example</x:callId></extensiondata></participant>
   <participant participant_id="zSfPoSvdSDCmU3A3TRDxAw=="><nameID aor="sip:agent1001@cc.example"><name>Agent 1001</name></nameID></participant>
   <stream stream_id="UAAMm5GRQKSCMVvLyl4rFw==" session_id="hVpd7YQgRW2nD22h7q60JQ=="><label>{customer_label}</label></stream>
   <stream stream_id="i1Pz3to5hGk8fuXl+PbwCw==" session_id="hVpd7YQgRW2nD22h7q60JQ=="><label>{agent_label}</label></stream>
@@ -201,12 +201,19 @@ async def test_siprec_two_legs_map_labels_to_agent_and_customer(variant: str) ->
     n = (agent.size // 160) * 160
     assert np.array_equal(session.samples(0), agent[:n]) and np.array_equal(session.samples(1), customer[:n])
     md = session.metadata
-    assert md["tenant"] == "acme-bank" and md["call_id"] == "rec-1@sbc"
+    assert md["tenant"] == "acme-bank" and md["recording_call_id"] == "rec-1@sbc"
     if variant == "rfc":
         assert md["agent_id"] == "sip:agent1001@cc.example" and md["from"] == "sip:+15550100@carrier.example"
         assert md["metadata_namespace"] == RFC_NS
+        # the recorded call's own id (RFC 7865 <sipSessionID>), not the recording dialog's Call-ID
+        assert md["call_id"] == "ab30317f1a784dc48ff824d0d3715d86"
+        assert md["sip_session_ids"] == ["ab30317f1a784dc48ff824d0d3715d86;remote=47755a9de7794ba387653f2099600ef2"]
+        customer_p = next(p for p in md["participants"] if p["role"] == "customer")
+        assert customer_p["call_id"] == "leg-a-77@pbx.example"
     else:
         assert md["agent_id"] == "sip:agent7@cc.example" and md["metadata_namespace"] == OLD_NS
+        assert md["call_id"] == "rec-1@sbc"  # no <sipSessionID> given: the dialog's Call-ID is all there is
+    assert session.events_of("tap_stats")[0]["tap"] == "siprec"
     streams = session.events_of("tap_stats")[0]["streams"]
     assert sorted(s["packets_received"] for s in streams) == [n // 160, n // 160]
     assert all(s["packets_lost"] == 0 for s in streams)

@@ -53,6 +53,7 @@ from pipelines.taps.sip.siprec import (
     split_multipart,
 )
 from pipelines.taps.stats import StreamStats
+from pipelines.taps.udp_socket import enlarge_receive_buffer, kernel_drops, socket_inode
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE"
 _RTP_QUEUE_PACKETS = 500  # ~10 s of 20 ms packets per stream before we shed load
@@ -85,10 +86,21 @@ class _RtpLeg(asyncio.DatagramProtocol):
         self.source: tuple[str, int] | None = None
         self.queue: asyncio.Queue[tuple[bytes, float] | None] = asyncio.Queue(_RTP_QUEUE_PACKETS)
         self.task: asyncio.Task[None] | None = None
+        self._inode: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.port = int(transport.get_extra_info("sockname")[1])
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            enlarge_receive_buffer(sock)
+            self._inode = socket_inode(sock)
+
+    def count_kernel_drops(self) -> None:
+        """Copy the kernel's drop count for this port into the stream's stats (call before closing)."""
+        drops = kernel_drops(self._inode)
+        if drops is not None:
+            self.receiver.stats.packets_dropped_socket = drops
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         src = (str(addr[0]), int(addr[1]))
@@ -120,6 +132,7 @@ class _RtpLeg(asyncio.DatagramProtocol):
 
     async def close(self) -> None:
         if self.transport is not None:
+            self.count_kernel_drops()
             self.transport.close()
         if self.task is not None:
             with contextlib.suppress(asyncio.QueueFull):
@@ -517,6 +530,7 @@ class SipServer:
             roles = metadata.roles(self._agent_re)
             participants = [
                 {"role": roles[p.participant_id], "aor": p.aor, "name": p.name}
+                | ({"call_id": p.call_id} if p.call_id else {})
                 for p in metadata.participants.values()
             ]
             for i in accepted:
@@ -554,7 +568,9 @@ class SipServer:
     ) -> dict[str, Any]:
         md: dict[str, Any] = {
             "tap": "siprec" if siprec else "sip",
+            # for SIPREC, replaced below by the recorded call's own id when the metadata names it
             "call_id": req.call_id,
+            "recording_call_id": req.call_id,  # the Call-ID of the SRC -> harken recording dialog
             "sip_from": uri_of(req.header("from")),
             "sip_to": uri_of(req.header("to")),
             "from": uri_of(req.header("from")),
@@ -571,6 +587,10 @@ class SipServer:
         if metadata is not None:
             md["recording_session_ids"] = metadata.session_ids
             md["metadata_namespace"] = metadata.namespace
+            if metadata.sip_session_ids:
+                md["sip_session_ids"] = metadata.sip_session_ids
+            if metadata.original_call_id:
+                md["call_id"] = metadata.original_call_id
         for header, key in (("x-tenant", "tenant"), ("x-agent-id", "agent_id")):
             if req.header(header):
                 md[key] = req.header(header)[:200]
@@ -655,7 +675,7 @@ class SipServer:
                     if leg
                 ]
                 with contextlib.suppress(SessionClosed):
-                    await session.record_event("tap_stats", {"tap": "sip", "streams": streams})
+                    await session.record_event("tap_stats", {"tap": session.config.source, "streams": streams})
             finally:
                 await session.close(reason)
 

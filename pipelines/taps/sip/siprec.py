@@ -62,6 +62,7 @@ class Participant:
     participant_id: str
     aor: str = ""
     name: str = ""
+    call_id: str = ""  # the participant's own call leg id, where the SRC gives one (vendor extension data)
 
 
 @dataclass(slots=True)
@@ -69,10 +70,22 @@ class RecordingMetadata:
     """Participants, streams (by label) and who sends which stream."""
 
     session_ids: list[str] = field(default_factory=list)
+    # <sipSessionID> of each recorded session (RFC 7865 §6.7.1): the recorded call's own identifier, which SRCs
+    # fill with the call's Session-ID (RFC 7989) or its Call-ID; what a PBX's records know the call by
+    sip_session_ids: list[str] = field(default_factory=list)
     participants: dict[str, Participant] = field(default_factory=dict)
     stream_labels: dict[str, str] = field(default_factory=dict)  # stream id -> SDP label
     sender: dict[str, str] = field(default_factory=dict)  # stream id -> participant id
     namespace: str = ""
+
+    @property
+    def original_call_id(self) -> str:
+        """The recorded call's identifier: the first <sipSessionID> without its `;remote=` part, else ''."""
+        for sid in self.sip_session_ids:
+            local = sid.split(";", 1)[0].strip()
+            if local:
+                return local
+        return ""
 
     def participant_for_label(self, label: str) -> Participant | None:
         for stream_id, lab in self.stream_labels.items():
@@ -107,6 +120,17 @@ def _ident(el: ET.Element, *names: str) -> str:
     return ""
 
 
+# Element names vendors use for a participant's call leg id inside <extensiondata> or as a direct child
+_CALL_ID_TAGS = frozenset({"callid", "call-id", "call_id", "sipcallid"})
+
+
+def _extension_call_id(participant: ET.Element) -> str:
+    for el in participant.iter():
+        if el is not participant and _local(el.tag).lower() in _CALL_ID_TAGS and el.text and el.text.strip():
+            return el.text.strip()
+    return ""
+
+
 def parse_metadata(xml_bytes: bytes) -> RecordingMetadata:
     """Parse rs-metadata XML (either namespace). DTDs are refused (no entity expansion from peers)."""
     if len(xml_bytes) > MAX_METADATA_BYTES:
@@ -125,11 +149,15 @@ def parse_metadata(xml_bytes: bytes) -> RecordingMetadata:
         kind = _local(el.tag)
         if kind == "session":
             md.session_ids.append(_ident(el, "session_id", "id"))
+            for child in el:
+                if _local(child.tag) == "sipSessionID" and child.text and child.text.strip():
+                    md.sip_session_ids.append(" ".join(child.text.split())[:256])
         elif kind == "participant":
             pid = _ident(el, "participant_id", "id")
             if not pid:
                 raise SiprecError("participant without an id")
             aor, name = "", ""
+            call_id = _extension_call_id(el)
             for child in el:
                 ck = _local(child.tag)
                 if ck == "nameID":
@@ -143,7 +171,7 @@ def parse_metadata(xml_bytes: bytes) -> RecordingMetadata:
                     name = child.text.strip()
                 elif ck == "send" and child.text:  # pre-RFC: streams listed on the participant
                     md.sender[child.text.strip()] = pid
-            md.participants[pid] = Participant(pid, aor[:256], name[:256])
+            md.participants[pid] = Participant(pid, aor[:256], name[:256], call_id[:256])
         elif kind == "stream":
             sid = _ident(el, "stream_id", "id")
             for child in el:
