@@ -32,6 +32,8 @@ _COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("packets_invalid", "packets_invalid", "Malformed, undecodable or unknown-payload packets"),
     ("packets_foreign", "packets_foreign", "Packets from an unexpected source address (dropped)"),
     ("packets_dropped", "packets_dropped", "Packets shed because the session could not keep up"),
+    ("packets_dropped_socket", "packets_dropped_socket",
+     "Packets the kernel dropped before they were read (socket receive buffer full)"),
     ("rtcp_packets", "rtcp_packets", "RTCP packets received (counted, not used)"),
     ("resyncs", "resyncs", "Sender restarts (sequence or timestamp jumps)"),
     ("dtmf_events", "dtmf_events", "DTMF digits received"),

@@ -23,6 +23,9 @@ class StreamStats:
     packets_invalid: int = 0  # malformed, truncated, undecodable or an unknown payload type
     packets_foreign: int = 0  # from an unexpected source address
     packets_dropped: int = 0  # shed because the session could not keep up (bounded ingress queue full)
+    # dropped by the kernel before harken read them (the socket's receive buffer was full: the event loop was
+    # stalled); invisible to sequence numbers when it happens before the first packet read, so counted apart
+    packets_dropped_socket: int = 0
     rtcp_packets: int = 0
     resyncs: int = 0  # sequence or timestamp jumps taken as a restart of the sender
     jitter_ms: float = 0.0  # RFC 3550 interarrival jitter estimate
