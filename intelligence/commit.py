@@ -11,6 +11,12 @@ Guards (their users report loops and silence hallucinations):
   confidence, is discarded;
 - words that the aligner places beyond the audio actually decoded are dropped.
 
+Echoes: a decode sometimes says a phrase twice when it was said once ("Laura Kim, the eighth of May 1988. Laura
+Kim, the eighth of May 1988."), the second copy crammed into the audio left after the first, often with its
+numbers written differently from what was committed ("8th" / "eighth"), so neither the time filter nor a word
+comparison removes it. A span that repeats the words just before it (numbers compared in any written form) while
+taking less than half their audio time is dropped: a person who repeats a phrase takes about as long again.
+
 Numbers: Whisper regroups a spoken digit string from one decode to the next ("5 425" -> "542-5"), so a commit
 inside a number strands half of it and the time filter then drops the regrouped rest. A commit never ends on a
 number word while the hypothesis goes on with another number (or ends there): the whole number commits at once.
@@ -21,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from intelligence.numbers import is_number_word
+from intelligence.numbers import is_number_word, is_numeric_token
 from intelligence.text import normalize_token
 from intelligence.types import Word
 
@@ -98,6 +104,54 @@ def _hold_open_number(committed: list[Word], rest: list[Word]) -> int:
     return n
 
 
+def _units(words: list[Word]) -> list[tuple[str, int, int]]:
+    """(key, first word index, last word index): a run of number words is one unit with key '#'."""
+    units: list[tuple[str, int, int]] = []
+    for i, w in enumerate(words):
+        if is_numeric_token(w.text):
+            if units and units[-1][0] == "#" and units[-1][2] == i - 1:
+                units[-1] = ("#", units[-1][1], i)
+            else:
+                units.append(("#", i, i))
+        else:
+            key = normalize_token(w.text)
+            if key:
+                units.append((key, i, i))
+    return units
+
+
+def find_echoes(context: list[Word], new: list[Word], *, min_units: int = 3, max_units: int = 16,
+                squeeze: float = 0.5) -> set[int]:
+    """Indices into `new` of words that echo the words just before them (in `context` + `new`).
+
+    An echo is a span of at least `min_units` units (two of them not numbers) equal to the span right before it
+    and taking less than `squeeze` times its duration.
+    """
+    seq = list(context) + list(new)
+    units = _units(seq)
+    keys = [u[0] for u in units]
+    drop: set[int] = set()
+    u = next((k for k, unit in enumerate(units) if unit[1] >= len(context)), len(units))
+    while u < len(units):
+        found = 0
+        for length in range(min(max_units, u, len(units) - u), min_units - 1, -1):
+            first, second = keys[u - length : u], keys[u : u + length]
+            if first != second or sum(k != "#" for k in first) < 2:
+                continue
+            a0, a1 = seq[units[u - length][1]], seq[units[u - 1][2]]
+            b0, b1 = seq[units[u][1]], seq[units[u + length - 1][2]]
+            if b1.end_s - b0.start_s < squeeze * (a1.end_s - a0.start_s):
+                found = length
+                break
+        if found:
+            for unit in units[u : u + found]:
+                drop.update(i - len(context) for i in range(unit[1], unit[2] + 1) if i >= len(context))
+            u += found
+        else:
+            u += 1
+    return drop
+
+
 @dataclass
 class LocalAgreement:
     """LocalAgreement-2 over absolute-time words for one channel.
@@ -109,7 +163,9 @@ class LocalAgreement:
     tolerance_s: float = 0.1
     hold_numbers: bool = True
     committed_end_s: float = 0.0
+    echoes_dropped: int = 0  # words removed by the echo guard (a statistic)
     _committed_tail: list[str] = field(default_factory=list)
+    _committed_words: list[Word] = field(default_factory=list)  # the last committed words, for the echo guard
     _previous: list[Word] = field(default_factory=list)
 
     def _new_words(self, hypothesis: list[Word]) -> list[Word]:
@@ -121,6 +177,10 @@ class LocalAgreement:
                 if self._committed_tail[-n:] == keys[:n]:
                     new = new[n:]
                     break
+        echoes = find_echoes(self._committed_words, new) if new else set()
+        if echoes:
+            self.echoes_dropped += len(echoes)
+            new = [w for i, w in enumerate(new) if i not in echoes]
         return new
 
     def _commit(self, words: list[Word]) -> None:
@@ -129,6 +189,8 @@ class LocalAgreement:
         self.committed_end_s = max(self.committed_end_s, words[-1].end_s)
         self._committed_tail.extend(normalize_token(w.text) for w in words)
         del self._committed_tail[:-8]
+        self._committed_words.extend(words)
+        del self._committed_words[:-24]
 
     def update(
         self,

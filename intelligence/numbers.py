@@ -28,3 +28,33 @@ def is_number_word(text: str) -> bool:
     """True for a digit group, an English number word or a run of Chinese numerals (one spoken number's piece)."""
     key = normalize_token(text)
     return bool(key) and (key.isdigit() or key in _NUMBER_WORDS or all(ch in _ZH_NUMERALS for ch in key))
+
+
+ORDINALS = frozenset({
+    "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh",
+    "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth", "nineteenth",
+    "twentieth", "thirtieth", "fortieth", "fiftieth", "sixtieth", "seventieth", "eightieth", "ninetieth",
+    "hundredth", "thousandth",
+})
+_ORDINAL_SUFFIXES = ("st", "nd", "rd", "th")
+
+
+def is_numeric_token(text: str) -> bool:
+    """Any written form of (a piece of) a number: digits ("1988", "542-5", "$600"), ordinals ("8th",
+    "eighth"), number words and hyphenated compounds ("eighty-eight"). Whisper writes the same spoken number
+    in any of these forms from one decode to the next, so comparisons of decodes treat them alike."""
+    key = normalize_token(text)
+    if not key:
+        return False
+    if is_number_word(text) or key in ORDINALS:
+        return True
+    if key[:-2].isdigit() and key.endswith(_ORDINAL_SUFFIXES):
+        return True
+    if any(ch.isdigit() for ch in key) and all(ch.isdigit() or ch in "stndrh" for ch in key):
+        return True
+    # compounds written as one token: "eightyeight" (from "eighty-eight"), "twentyfirst"
+    for ten in TENS:
+        rest = key[len(ten):]
+        if key.startswith(ten) and (rest in UNITS or rest in ORDINALS):
+            return True
+    return False

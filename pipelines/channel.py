@@ -119,6 +119,11 @@ class ChannelTranscriber:
         return f"c{self.channel}-{next(self._seg_counter):05d}"
 
     @property
+    def echoes_dropped(self) -> int:
+        """Words the commit policy dropped as echoes of the phrase before them (see intelligence/commit.py)."""
+        return self._policy.echoes_dropped
+
+    @property
     def received_s(self) -> float:
         return self._received / SAMPLE_RATE_HZ
 

@@ -4,8 +4,10 @@ from intelligence.commit import (
     HypothesisQuality,
     LocalAgreement,
     cut_repetition_loop,
+    find_echoes,
     is_hallucination,
 )
+from intelligence.numbers import is_numeric_token
 from intelligence.types import Word
 
 
@@ -116,3 +118,51 @@ def test_a_sure_word_with_enough_audio_after_it_commits_from_one_decode():
     committed, tentative = la.update(hyp, commit_until_s=2.0, sure_until_s=0.5, sure_probability=0.9)
     assert [w.text for w in committed] == ["ask"]  # "not" is unsure, and "what" may not skip past it
     assert [w.text for w in tentative] == ["not", "what"]
+
+
+def test_numbers_in_any_written_form_are_numeric_tokens():
+    for t in ("1988.", "8th", "eighth", "eighty-eight", "nineteen", "542-5", "$600", "twenty-first", "3rd"):
+        assert is_numeric_token(t), t
+    for t in ("the", "May", "Laura", "th", "often", "tenth-grade"):
+        assert not is_numeric_token(t), t
+
+
+def test_a_phrase_echoed_into_the_end_of_an_utterance_is_not_committed_twice():
+    """The SIPREC defect: the customer said "Laura Kim, the eighth of May, nineteen eighty-eight" once; partial
+    decodes committed "Laura Kim, the 8th of May"; the final decode said the phrase twice, the second copy crammed
+    into the 0.2 s after the speech, with the number written another way. Only "1988." is new."""
+    la = LocalAgreement()
+    spoken = [("Laura", 22.40, 22.75), ("Kim,", 22.75, 23.10), ("the", 23.40, 23.55), ("8th", 23.55, 23.85),
+              ("of", 23.85, 23.95), ("May,", 23.95, 24.15)]
+    committed = [Word(t, a, b, 0.9) for t, a, b in spoken]
+    la.update(committed)
+    assert la.update(committed)[0] == committed
+    copy1 = [Word(t.replace("8th", "eighth"), a, b, 0.9) for t, a, b in spoken] + [Word("1988.", 24.3, 25.3, 0.8)]
+    squeezed = [Word(w.text, 25.30 + 0.03 * i, 25.33 + 0.03 * i, 0.4) for i, w in enumerate(copy1)]
+    final = la.flush(copy1 + squeezed)
+    assert [w.text for w in final] == ["1988."]
+    assert la.echoes_dropped == len(squeezed)
+
+
+def test_an_echo_of_committed_words_alone_is_dropped_but_a_real_repeat_is_kept():
+    la = LocalAgreement()
+    said = words("please cancel the transfer now", start=1.0, dur=0.3)  # 1.0 .. 2.5 s
+    la.update(said)
+    la.update(said)
+    # a later decode (beyond the time filter) repeats them, squeezed into 0.4 s: an echo
+    echo = words("please cancel the transfer now", start=2.6, dur=0.08)
+    assert la.flush(echo) == []
+    # the speaker really says it again after a pause, as slowly as the first time: kept
+    again = words("please cancel the transfer now", start=3.6, dur=0.28)
+    assert [w.text for w in la.flush(again)] == ["please", "cancel", "the", "transfer", "now"]
+
+
+def test_echo_needs_two_content_words_and_a_whole_span():
+    ctx = words("card ending 1234", start=0.0, dur=0.4)
+    # "1234" again, fast: one number unit is not a phrase
+    assert find_echoes(ctx, words("1234", start=1.3, dur=0.05)) == set()
+    # two words repeated fast ("thank you thank you") stay: below the three-unit floor
+    assert find_echoes(words("thank you", dur=0.3), words("thank you", start=0.6, dur=0.05)) == set()
+    # numbers written differently still match: "the 8th of May" echoed as "the eighth of May"
+    ctx = words("born on the 8th of May", dur=0.3)
+    assert find_echoes(ctx, words("the eighth of May", start=1.9, dur=0.05)) == {0, 1, 2, 3}
