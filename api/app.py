@@ -57,6 +57,9 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
                 await asyncio.to_thread(state.audit.append, "system", "config.loaded",
                                         {"policy_packs": packs, "asr_model": settings.asr_model,
                                          "denoiser": settings.denoiser, "max_channels": settings.max_channels})
+        if settings.asr_warm_up:
+            took_s = await state.runtime.manager.warm_up()
+            log.info("ASR model %s warm in %.1f s", settings.asr_model, took_s)
         interrupted = await asyncio.to_thread(state.runtime.store.mark_interrupted)
         if interrupted:
             log.warning("%d sessions were left live by a previous run; marked ended (server_restart)", interrupted)

@@ -115,6 +115,7 @@ class SessionStats:
     partials: int = 0
     decodes: int = 0
     discarded_hypotheses: int = 0
+    echoes_dropped: int = 0
     enrichment_errors: int = 0
 
 
@@ -282,6 +283,13 @@ class LiveSession:
         except Exception:
             log.exception("channel %d of session %s failed", channel, self.session_id)
             await self.emit({"type": "error", "code": "channel_failed", "channel": channel})
+            # keep taking (and counting) the channel's audio: a blocked producer would hang the whole session
+            # (close() sets _closed before it queues the end marker, which this loop may already have taken)
+            while not (self._closed and q.empty()):
+                item = await q.get()
+                if item is _EOS:
+                    break
+                self.stats.audio_dropped_s += len(item) / 2 / self.config.sample_rate_hz
 
     async def _drain(self, q: asyncio.Queue) -> tuple[bytes, bool]:
         first = await q.get()
@@ -401,6 +409,7 @@ class LiveSession:
         for ct in self.transcribers:
             self.stats.decodes += ct.decodes
             self.stats.discarded_hypotheses += ct.discarded_hypotheses
+            self.stats.echoes_dropped += ct.echoes_dropped
         if self.recorder is not None:
             try:
                 self.audio_path = await asyncio.to_thread(self.recorder.finish)
@@ -419,6 +428,7 @@ class LiveSession:
         s = self.stats
         return {"audio_s": s.audio_s, "audio_dropped_s": s.audio_dropped_s, "finals": s.finals,
                 "partials": s.partials, "decodes": s.decodes, "discarded_hypotheses": s.discarded_hypotheses,
+                "echoes_dropped": s.echoes_dropped,
                 "enrichment_errors": s.enrichment_errors}
 
     async def wait_closed(self) -> None:
@@ -462,6 +472,21 @@ class SessionManager:
     @property
     def channels_in_use(self) -> int:
         return sum(s.config.num_channels for s in self.sessions.values())
+
+    async def warm_up(self) -> float:
+        """Load the ASR model and run one short decode in worker threads; returns the seconds it took.
+
+        CTranslate2 allocates its buffers on the first decode, so loading alone leaves the first call slow.
+        """
+        from models.asr import SAMPLE_RATE_HZ, AsrRequest
+
+        t0 = time.perf_counter()
+        if self._executor is None:
+            self._executor = await asyncio.to_thread(self._executor_factory)
+        silence = np.zeros(SAMPLE_RATE_HZ, dtype=np.float32)
+        request = AsrRequest(audio=silence, language="en", complete=True, sheddable=False)
+        await self._executor.submit(lambda: (None, request), final=True)
+        return time.perf_counter() - t0
 
     async def open_session(self, config: SessionConfig, *, overflow: Overflow = "block",
                            paced: bool = False, paced_decode_s: float | None = None) -> LiveSession:

@@ -53,6 +53,9 @@ class HarkenSettings(BaseSettings):
     # (2026-11-27): WER 0.107 -> 0.100 (4 s: 0.101), commit lag p50 1.07 -> 1.04 s.
     left_context_s: float = 2.0
     max_channels: int = 8
+    # Load the ASR model and run one decode while the service starts, before any tap listens: the first call
+    # after a start then meets a warm model instead of waiting seconds for it (issue 16)
+    asr_warm_up: bool = True
     store_audio: bool = True  # keep each session's audio (FLAC, card-data spans muted) under data_dir/audio
     # API
     ws_idle_timeout_s: float = 30.0  # a streaming client silent this long is closed (its captions are kept)

@@ -157,6 +157,9 @@ class _Call:
     sdp_version: int = 1
     watchdog: asyncio.Task[None] | None = None
     ended: bool = False
+    # INVITE received -> 200 OK sent: an SRC forks media only after the answer, so this much of the recorded
+    # call never reaches us (the first call after a start once waited for the model: issue 16)
+    answer_delay_s: float | None = None
 
 
 class SipServer:
@@ -364,6 +367,7 @@ class SipServer:
     # --- INVITE ----------------------------------------------------------------------------------------------------
 
     async def _on_invite(self, req: SipMessage, reply: Any, src: tuple[str, int]) -> None:
+        received_at = time.monotonic()
         cseq, _ = req.cseq
         call = self._calls.get(req.call_id)
         if call is not None and not call.ended:
@@ -439,6 +443,7 @@ class SipServer:
         )
         call.last_invite_response = resp.to_bytes()
         reply(call.last_invite_response)
+        call.answer_delay_s = round(time.monotonic() - received_at, 4)
         self.calls_total += 1
         call.watchdog = asyncio.ensure_future(self._watch_media(call))
 
@@ -675,7 +680,8 @@ class SipServer:
                     if leg
                 ]
                 with contextlib.suppress(SessionClosed):
-                    await session.record_event("tap_stats", {"tap": session.config.source, "streams": streams})
+                    await session.record_event("tap_stats", {"tap": session.config.source, "streams": streams,
+                                                             "answer_delay_s": call.answer_delay_s})
             finally:
                 await session.close(reason)
 
