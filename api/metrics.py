@@ -33,6 +33,10 @@ class HarkenCollector:
             yield CounterMetricFamily("harken_asr_queue_wait_seconds", "Time decodes waited",
                                       value=ex.stats.queue_wait_s_total)
             yield CounterMetricFamily("harken_asr_errors", "Failed decodes", value=ex.stats.errors)
+            yield CounterMetricFamily("harken_asr_greedy_under_load", "Decodes narrowed to greedy under load",
+                                      value=ex.stats.greedy_under_load)
+            yield CounterMetricFamily("harken_asr_context_shed_seconds", "Left-context audio not decoded under load",
+                                      value=ex.stats.context_shed_s)
             yield GaugeMetricFamily("harken_asr_queue_depth", "Decodes waiting", value=ex.queue_depth)
         yield CounterMetricFamily("harken_persist_errors", "Failed persistence batches", value=rt.sink.write_errors)
         for server in self.state.servers:
