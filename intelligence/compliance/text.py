@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -114,17 +115,28 @@ def _default_pinyin(text: str) -> list[str]:
     return lazy_pinyin(text, style=Style.NORMAL, errors=lambda chars: list(chars))
 
 
+class ClauseScorer(Protocol):
+    """Meaning-level detectors injected by the caller (models/clauses: sentence embedding + trained heads)."""
+
+    def hits(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """For each text, the families it expresses (over their thresholds) with their probabilities."""
+        ...
+
+
 class TextNormalizer:
     """Normalises transcript text for matching. Holds its own OpenCC converter (created on first use) and a
     memo of normalised policy phrases, so matchers for many sessions compile their phrases once: share one
     normaliser across the engines of a process (pass it to `ComplianceEngine(normalizer=...)`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clause_scorer: ClauseScorer | None = None) -> None:
+        """`clause_scorer`: the meaning-level detectors that answer `clause:<family>` phrases (see
+        matching.py); shared like the normaliser itself. Without one such phrases never match."""
         self._t2s: Converter | None = None
         self._phrases: dict[str, NormText] = {}
         # Compiled matcher forms of policy phrases (owned by matching.PhraseMatcher, memoised here).
         self.compiled_phrases: dict[str, Any] = {}
+        self.clause_scorer = clause_scorer
 
     def normalize_phrase(self, phrase: str) -> NormText:
         """`normalize` for policy phrases, memoised (phrases repeat across rules and sessions)."""

