@@ -11,6 +11,10 @@ from intelligence.compliance.state import CallState, Turn
 from intelligence.compliance.text import TextNormalizer
 from intelligence.types import Evidence, Finding
 
+# Probability the reply head must give a hedge, refusal or backchannel before a reply no phrase list explains
+# counts as one (its macro-F1 on unseen styles is 0.76: only confident answers are used)
+REPLY_MEANING_MIN = 0.8
+
 
 @dataclass
 class _Item:
@@ -50,6 +54,7 @@ class ConfirmationRunner(Runner):
         self.backchannels = (matcher_for(self.spec.backchannels, rule, normalizer, None)
                              if self.spec.backchannels else None)
         self.item: _Item | None = None
+        self._clauses = normalizer.clause_scorer
 
     def classify(self, turn: Turn) -> str:
         """explicit | hedge | backchannel | other for a customer's reply turn.
@@ -72,6 +77,18 @@ class ConfirmationRunner(Runner):
                 covered.update(i for i, t in enumerate(nt.tokens) if t.start >= m.start and t.end <= m.end)
             if len(covered) == len(nt.tokens):
                 return "backchannel"
+        return self._classify_by_meaning(turn.text)
+
+    def _classify_by_meaning(self, text: str) -> str:
+        """A reply no listed phrase explains, read by the clause detectors' reply head: only a confident hedge,
+        refusal or backchannel counts ("you people know best", "if you say so"); anything else stays `other`."""
+        if self._clauses is None or not text.strip():
+            return "other"
+        found = self._clauses.hits([text.strip()])[0]
+        for reply, cls in (("reply:hedge", "hedge"), ("reply:refusal", "hedge"), ("reply:backchannel", "backchannel"),
+                           ("reply:explicit_yes", "explicit")):
+            if found.get(reply, 0.0) >= REPLY_MEANING_MIN:
+                return cls
         return "other"
 
     def _assumes_consent(self, ctx: SegmentContext) -> bool:

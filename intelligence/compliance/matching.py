@@ -295,7 +295,10 @@ class PhraseMatcher:
     def _find_clause(self, family: str, source: str, nt: NormText) -> list[Match]:
         if self._clauses is None:
             return []
-        spans = [(m.start(), m.end()) for m in _CLAUSE_RE.finditer(nt.original) if m.group().strip()]
+        sentences = [(m.start(), m.end()) for m in _CLAUSE_RE.finditer(nt.original) if m.group().strip()]
+        # each sentence, and each pair of neighbours: "That's locked in for as long as you hold it." promises
+        # nothing alone, and a guaranteed 5.2% with the sentence before it
+        spans = sentences + [(a[0], b[1]) for a, b in zip(sentences, sentences[1:], strict=False)]
         if not spans:
             return []
         hits = self._clauses.hits([nt.original[s:e].strip() for s, e in spans])

@@ -14,7 +14,8 @@ from models.clauses.detector import ClauseDetector
 
 
 class CachedClauseScorer:
-    """`hits(texts)` -> per text, {family: probability} of the families over their thresholds."""
+    """`hits(texts)` -> per text, {family: probability} of the families over their thresholds, and
+    `reply:<type>` with the likeliest reply type (explicit_yes, backchannel, hedge, refusal, question)."""
 
     def __init__(self, detector: ClauseDetector, max_entries: int = 4096) -> None:
         self.detector = detector
@@ -28,7 +29,10 @@ class CachedClauseScorer:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
             if missing:
                 for text, result in zip(missing, self.detector.detect(missing), strict=True):
-                    self._cache[text] = {f: result.scores[f] for f in result.hits}
+                    found = {f: result.scores[f] for f in result.hits}
+                    if result.reply is not None:  # what it would be as a reply to a confirmation question
+                        found[f"reply:{result.reply}"] = result.reply_scores[result.reply]
+                    self._cache[text] = found
                 self.embedded += len(missing)
             out = []
             for t in texts:
