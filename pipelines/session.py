@@ -481,12 +481,17 @@ class SessionManager:
         from models.asr import SAMPLE_RATE_HZ, AsrRequest
 
         t0 = time.perf_counter()
-        if self._executor is None:
-            self._executor = await asyncio.to_thread(self._executor_factory)
+        executor = await self._loaded_executor()
         silence = np.zeros(SAMPLE_RATE_HZ, dtype=np.float32)
         request = AsrRequest(audio=silence, language="en", complete=True, sheddable=False)
-        await self._executor.submit(lambda: (None, request), final=True)
+        await executor.submit(lambda: (None, request), final=True)
         return time.perf_counter() - t0
+
+    async def _loaded_executor(self) -> AsrExecutor:
+        if self._executor is None:
+            # loading the model takes seconds: do it in a thread, not on the event loop
+            self._executor = await asyncio.to_thread(self._executor_factory)
+        return self._executor
 
     async def open_session(self, config: SessionConfig, *, overflow: Overflow = "block",
                            paced: bool = False, paced_decode_s: float | None = None) -> LiveSession:
@@ -499,9 +504,7 @@ class SessionManager:
         session_id = config.session_id or uuid.uuid4().hex
         if session_id in self.sessions:
             raise ValueError(f"session {session_id} is already live")
-        if self._executor is None:
-            # loading the model takes seconds: do it in a thread, not on the event loop
-            self._executor = await asyncio.to_thread(self._executor_factory)
+        await self._loaded_executor()
         await self.sink.create_session(session_id, config, self.executor.decoder.model_name)
         session = LiveSession(self, config, session_id, overflow=overflow, paced=paced,
                               denoiser_factory=self.denoiser_factory, paced_decode_s=paced_decode_s)

@@ -60,7 +60,10 @@ class ProhibitedPhraseRunner(Runner):
         super().__init__(rule, pack, state)
         assert isinstance(rule.spec, ProhibitedPhraseSpec)
         self.spec = rule.spec
-        self.groups = [(g, matcher_for(g.phrases, rule, normalizer, embedder, g.examples)) for g in self.spec.groups]
+        # Listed phrases first; a meaning-only group (`clause:` phrases) speaks only for a turn that no other
+        # group of this rule reported: it finds the claim nobody listed, not a second copy of a listed one.
+        groups = sorted(self.spec.groups, key=lambda g: _meaning_only(g.phrases))
+        self.groups = [(g, matcher_for(g.phrases, rule, normalizer, embedder, g.examples)) for g in groups]
         self.meaning_groups = {g.name for g in self.spec.groups if _meaning_only(g.phrases)}
         self.exclude = matcher_for(self.spec.exclude, rule, normalizer, None) if self.spec.exclude else None
         self.reported: set[tuple[int, str]] = set()
@@ -72,12 +75,10 @@ class ProhibitedPhraseRunner(Runner):
         nt = turn.nt
         excluded = self.exclude.find(nt) if self.exclude else []
         out = []
-        # Listed phrases first; a meaning-only group (`clause:` phrases) speaks only for a turn that no other
-        # group of this rule reported: it finds the claim nobody listed, not a second copy of a listed one.
-        for group, matcher in sorted(self.groups, key=lambda gm: _meaning_only(gm[0].phrases)):
+        for group, matcher in self.groups:
             if (turn.index, group.name) in self.reported:
                 continue
-            if any(t == turn.index and (_meaning_only(group.phrases) or name in self.meaning_groups)
+            if any(t == turn.index and (group.name in self.meaning_groups or name in self.meaning_groups)
                    for t, name in self.reported):
                 continue
             if group.requires_context and not self.state.context_seen(self.pack.id, group.requires_context):

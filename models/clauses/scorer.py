@@ -1,7 +1,7 @@
 """The clause detectors as the compliance engine's `ClauseScorer`: cached per sentence, thread-safe.
 
 A turn's text is re-read as each final segment arrives, so the same sentences come back many times: each is
-embedded once (an LRU of recent sentences), and only new or grown sentences cost an embedding.
+scored once (an LRU of recent sentences), and only new or grown sentences cost a model call.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class CachedClauseScorer:
         self.max_entries = max_entries
         self._cache: OrderedDict[str, dict[str, float]] = OrderedDict()
         self._lock = threading.Lock()
-        self.embedded = 0  # sentences embedded (a statistic)
+        self.scored = 0  # sentences scored, i.e. cache misses (a statistic)
 
     def hits(self, texts: Sequence[str]) -> list[dict[str, float]]:
         with self._lock:
@@ -33,7 +33,7 @@ class CachedClauseScorer:
                     if result.reply is not None:  # what it would be as a reply to a confirmation question
                         found[f"reply:{result.reply}"] = result.reply_scores[result.reply]
                     self._cache[text] = found
-                self.embedded += len(missing)
+                self.scored += len(missing)
             out = []
             for t in texts:
                 self._cache.move_to_end(t)
