@@ -26,6 +26,7 @@ class Dialogue:
     absent_ok: tuple[str, ...] = ()
 
 
+ZH_OPEN = (A, "您好，我是嘉禾银行理财经理郑宁，工号四四一二，今天的过程全程录音录像，您同意吗？")
 EN_OPEN = (A, "Good morning, you're through to Priya at Westfield Bank. Calls to this line are monitored and recorded.")
 
 DIALOGUES = [
@@ -238,12 +239,53 @@ DIALOGUES = [
         (A, "Great, so I'll take that as a yes. The APR stays at 8.9%."),
     ), (("customer_confirmation_missing", 2),)),
     Dialogue("zh_notice_lost_by_asr_consent_heard", "zh", (
-        (A, "你好,我是民生银行理财经理赵磊,"),
+        (A, "你好,我是民生银行理财经理赵磊,工号三二七,"),
         (C, "可以同意啊"),
         (A, "理财非存款、产品有风险、投资须谨慎。请问您是否已经阅读并理解？"),
         (C, "是的，已阅读。"),
         (A, "请您在这里签字。"),
     ), ()),
+    # Wording found on the second dev set (issue 10), rewritten here with other products and phrasing.
+    Dialogue("zh_negated_promise_verbs_are_disclosures", "zh", (
+        ZH_OPEN,
+        (C, "同意。这个收益能保证吗？"),
+        (A, "这款产品我们不承诺保本，没有谁能保证净值只涨不跌，过往业绩也不代表未来。"),
+        (C, "那犹豫期呢？"),
+        (A, "购买后有二十四小时的冷静期，您在冷静期内撤单，不会有损失。"),
+    ), ()),
+    Dialogue("zh_promise_by_rhetoric_and_certainty", "zh", (
+        ZH_OPEN,
+        (C, "同意。会不会亏啊？"),
+        (A, "您放心，买我们银行自己的产品，哪有亏本的道理？"),
+        (C, "收益大概多少？"),
+        (A, "去年是百分之三点八，今年肯定不会比这个低。"),
+    ), (("prohibited_promise", 2), ("prohibited_promise", 4))),
+    Dialogue("zh_code_from_text_message", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "刚才给您发了条短信，里面那串数字您报给我一下。"),
+        (C, "好的。"),
+    ), (("sensitive_auth_requested", 2),)),
+    Dialogue("en_code_texted_without_the_word", "en", (
+        EN_OPEN,
+        (C, "Hi Priya, I'm trying to add my new phone to the app."),
+        (A, "No problem. I've texted you a six-digit number just now. Could you read it back to me?"),
+        (C, "Sure, it's 4 4 1 0 9 2."),
+    ), (("sensitive_auth_requested", 2),)),
+    Dialogue("en_card_number_for_payment_is_not_a_secret_request", "en", (
+        EN_OPEN,
+        (C, "I'd like to pay the arrears on my loan by card."),
+        (A, "Of course. What's the long number on the card, and the expiry date?"),
+        (C, "It's 4111 1111 1111 1111, expiring March twenty-nine, and on the back it's 737."),
+        (A, "Thank you, that's gone through."),
+    ), (("pci_card_number_spoken", 3), ("pci_cvv_spoken", 3))),
+    Dialogue("en_no_loss_in_other_words", "en", (
+        EN_OPEN,
+        (C, "Hi Priya, I got your letter about the tracker fund."),
+        (A, "Yes. Honestly, with an index fund over ten years there's no way you end up with less than you put in."),
+        (C, "Really?"),
+        (A, "Not one of the people I've put into it has ever lost money."),
+    ), (("prohibited_promise", 2), ("prohibited_promise", 4))),
 ]
 
 

@@ -37,6 +37,14 @@ _ZH_NEGATOR_CHARS = frozenset("不非没未无莫别勿")
 _ZH_NEGATOR_PINYIN = frozenset({"bu", "fei", "mei"})
 _CLAUSE_RE = re.compile(r"[^.!?;。！？；\n]+[.!?;。！？；]*")
 _CLAUSE_BREAK_RE = re.compile(r"[,.!?;:，。！？；：、\n]")
+# A Chinese negator that governs a promise verb negates what follows it in the clause: 不承诺保本,
+# 没有人能保证金价只涨不跌, 不能保证收益. The claim may sit a few characters after the verb.
+_ZH_NEGATED_PROMISE_RE = re.compile(
+    r"(?:不|没有?|未|无|非|别|勿|绝不|从不|并不|并没有?)(?:有人|人|任何人|谁)?(?:能|会|敢|可以|可能|得|再)?"
+    r"(?:向您|跟您|给您|对您|和您)?(?:承诺|保证|确保|担保|保障|代表|意味着?|等于|敢说|能说|受)"
+)
+_ZH_NEGATION_REACH_CHARS = 12
+_HARD_CLAUSE_BREAK_RE = re.compile(r"[!?;，。！？；\n]")
 
 
 class Embedder(Protocol):
@@ -376,7 +384,9 @@ def is_negated(nt: NormText, match: Match) -> bool:
     if not idx:
         return False
     first = idx[0]
-    before = nt.tokens[max(0, first - 3) : first]
+    # a negation in an earlier sentence or clause ("No problem. I've texted you ...") does not reach the match
+    left = max((m.end() for m in _CLAUSE_BREAK_RE.finditer(nt.original, 0, match.start)), default=0)
+    before = [t for t in nt.tokens[max(0, first - 3) : first] if t.start >= left]
     phrase_text = match.phrase.lower()
     for t in before:
         if t.is_han:
@@ -385,6 +395,8 @@ def is_negated(nt: NormText, match: Match) -> bool:
             return True
     han_before = [t for t in nt.tokens[max(0, first - 2) : first] if t.is_han]
     if any(t.text in _ZH_NEGATOR_CHARS for t in han_before):
+        return True
+    if _zh_negated_promise(nt.original, match.start):
         return True
     if han_before and han_before[-1].pinyin in _ZH_NEGATOR_PINYIN:
         return True
@@ -396,6 +408,23 @@ def is_negated(nt: NormText, match: Match) -> bool:
             ):
                 return True
     return False
+
+
+def _zh_negated_promise(text: str, start: int) -> bool:
+    """True if a negated promise verb (不承诺, 没有人能保证) governs the text at `start` in its clause."""
+    left = max((m.end() for m in _CLAUSE_BREAK_RE.finditer(text, 0, start)), default=0)
+    window_start = max(left, start - _ZH_NEGATION_REACH_CHARS - 8)
+    return any(m.end() <= start and start - m.end() <= _ZH_NEGATION_REACH_CHARS
+               for m in _ZH_NEGATED_PROMISE_RE.finditer(text, window_start, start))
+
+
+def crosses_clause(text: str, match: Match) -> bool:
+    """True if a listed phrase was found across a sentence or Chinese clause break ("保障，收益" is not the
+    phrase 保障收益): the normaliser drops punctuation, so the matcher alone cannot tell. A regex says itself
+    what it may span, and a meaning match reads whole sentences."""
+    if match.method in ("meaning", "regex"):
+        return False
+    return _HARD_CLAUSE_BREAK_RE.search(text, match.start, max(match.start, match.end - 1)) is not None
 
 
 def clause_span(text: str, start: int, end: int) -> tuple[int, int]:

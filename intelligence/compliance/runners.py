@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from intelligence.compliance.confirmation import ConfirmationRunner
-from intelligence.compliance.matching import Embedder, PhraseMatcher, is_negated
+from intelligence.compliance.matching import Embedder, PhraseMatcher, crosses_clause, is_negated
 from intelligence.compliance.rules import (
     AnnotationSpec,
     CardNumberSpec,
@@ -86,6 +86,7 @@ class ProhibitedPhraseRunner(Runner):
             hits = [
                 m for m in new_matches(matcher.find(nt), ctx.offset)
                 if not (self.spec.negation and is_negated(nt, m))
+                and not crosses_clause(nt.original, m)
                 and not in_excluded_clause(nt.original, m, excluded)
                 and (self.state.roles_known or self.spec.match_questions or not in_question(nt.original, m))
             ]

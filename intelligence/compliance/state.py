@@ -54,6 +54,9 @@ class Turn:
 
     def evidence(self, start: int, end: int) -> Evidence:
         """Evidence for characters start..end of the turn text (quoted exactly, timed from word stamps)."""
+        # a span may begin on the space that joins two segments: it belongs to the segment after it
+        while start < end and start < len(self.text) and self.text[start].isspace():
+            start += 1
         i = self.segment_at(start)
         seg = self.segments[i]
         off = self.offsets[i]
