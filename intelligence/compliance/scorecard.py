@@ -2,7 +2,8 @@
 
 An item passes when none of its rules raised a finding. Items whose rules do not apply to the session's
 language are left out (not counted as passed). The session passes when the score reaches the pass mark
-(the strictest of the packs involved) and no critical item failed.
+(the strictest of the packs involved) and no critical item failed. `forms` carries the QA evaluation forms
+filled in for the session (see forms.py), added by the caller once they are answered.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from intelligence.compliance.forms import FormResult
 from intelligence.compliance.rules import PolicyPack
 from intelligence.types import Finding
 
@@ -38,9 +40,11 @@ class Scorecard:
     score: float
     pass_mark: float
     passed: bool
+    forms: tuple[FormResult, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["forms"] = [f.to_dict() for f in self.forms]
         d["type"] = "scorecard"
         return d
 
