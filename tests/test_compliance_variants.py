@@ -286,6 +286,44 @@ DIALOGUES = [
         (C, "Really?"),
         (A, "Not one of the people I've put into it has ever lost money."),
     ), (("prohibited_promise", 2), ("prohibited_promise", 4))),
+    # The claim comes before the agent says what is sold: held, and reported once the product is named.
+    Dialogue("en_savings_claim_before_the_product_is_named", "en", (
+        EN_OPEN,
+        (C, "I saw the leaflet about Steady Growth."),
+        (A, "Honestly, it's basically a souped-up savings account, nothing more."),
+        (C, "What's in it?"),
+        (A, "It's a multi-asset fund, so a mix of shares and bonds."),
+    ), (("product_misrepresentation", 2),)),
+    # What the call sells is what the agent presents; a deposit said to be a deposit is no misrepresentation.
+    Dialogue("en_deposit_said_to_be_a_deposit", "en", (
+        EN_OPEN,
+        (C, "My brother lost a fortune in the stock market, so I want something boring."),
+        (A, "Then a two-year term deposit fits. It's a deposit, not an investment, and it's covered by the deposit guarantee scheme."),
+        (C, "Good. And the rate?"),
+        (A, "3.9% a year, fixed for the two years."),
+    ), ()),
+    # "Yes, let's go ahead" decides the sale: a disclosure after it is late, even before the agent books it.
+    Dialogue("en_disclosure_after_the_customer_said_yes", "en", (
+        EN_OPEN,
+        (C, "I'd like to move my ISA into the Global Tracker fund."),
+        (A, "Sure, it's an investment fund tracking world shares. Shall we set it up?"),
+        (C, "Yes, let's go ahead with the full twelve thousand."),
+        (A, "Before I do, I have to tell you the value can fall and you may get back less than you invest."),
+        (C, "Fine."),
+        (A, "I've placed the switch, it'll complete in five days."),
+    ), (("risk_disclosure_out_of_order", 4),)),
+    # Asking again in the same turn keeps the question open; the clear answer that follows closes it.
+    Dialogue("zh_asked_again_then_clear_yes", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "理财非存款、产品有风险、投资须谨慎。这款产品不保本，净值可能下跌。"),
+        (C, "好。"),
+        (A, "请问您是否已经阅读并理解风险揭示书？"),
+        (C, "嗯。"),
+        (A, "这里需要您明确回答，您是否已经阅读并理解？不清楚的地方我再讲一遍。"),
+        (C, "是的，我已经阅读并理解了。"),
+        (A, "好的，请您在这里签字。"),
+    ), ()),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from intelligence.compliance.matching import Embedder
@@ -16,6 +17,17 @@ from intelligence.types import Evidence, Finding
 REPLY_MEANING_MIN = 0.8
 
 
+_SENTENCE_END_RE = re.compile(r"[.!。！]")
+
+
+def _split_first_sentence(text: str) -> tuple[str, str]:
+    """The first sentence of a reply and the rest ("" when there is one sentence)."""
+    m = _SENTENCE_END_RE.search(text)
+    if m is None:
+        return text.strip(), ""
+    return text[: m.start()].strip(), text[m.end() :].strip()
+
+
 @dataclass
 class _Item:
     """An open confirmation question and what the customer said since."""
@@ -24,6 +36,7 @@ class _Item:
     replies: list[tuple[Turn, str]] = field(default_factory=list)
     asks: int = 1
     agent_moved_on: bool = False
+    asked_in_turn: int | None = None  # the agent turn that last asked the question
 
 
 class ConfirmationRunner(Runner):
@@ -44,6 +57,7 @@ class ConfirmationRunner(Runner):
         super().__init__(rule, pack, state)
         assert isinstance(rule.spec, ConfirmationSpec)
         self.spec = rule.spec
+        self._normalizer = normalizer
         self.questions = matcher_for(self.spec.questions, rule, normalizer, embedder)
         self.explicit = matcher_for(self.spec.explicit, rule, normalizer, None)
         self.weak_yes = matcher_for(self.spec.weak_yes, rule, normalizer, None) if self.spec.weak_yes else None
@@ -77,6 +91,15 @@ class ConfirmationRunner(Runner):
                 covered.update(i for i, t in enumerate(nt.tokens) if t.start >= m.start and t.end <= m.end)
             if len(covered) == len(nt.tokens):
                 return "backchannel"
+            # "Mm-hmm. Sofia, put that down, please.": a bare backchannel, then words to someone else (no
+            # question back, nothing that confirms)
+            first, rest = _split_first_sentence(turn.text)
+            if first and rest and "?" not in rest and "？" not in rest:
+                head = self._normalizer.normalize(first)
+                spans = self.backchannels.find(head)
+                covered = {i for m in spans for i, t in enumerate(head.tokens) if t.start >= m.start and t.end <= m.end}
+                if head.tokens and len(covered) == len(head.tokens):
+                    return "backchannel"
         return self._classify_by_meaning(turn.text)
 
     def _classify_by_meaning(self, text: str) -> str:
@@ -168,7 +191,10 @@ class ConfirmationRunner(Runner):
             item.question_end_s = ctx.event.end_s
             item.asks += 1
             item.agent_moved_on = False
+            item.asked_in_turn = ctx.turn.index
             return []
+        if item.asked_in_turn == ctx.turn.index and not self._proceeds(ctx):
+            return []  # the rest of the turn that asked again ("...是否已经阅读并理解？没看明白的话我们再看一遍。")
         if self._proceeds(ctx):
             if item.replies[-1][1] in ("backchannel", "hedge") or self._assumes_consent(ctx):
                 return self._report_reply(item)

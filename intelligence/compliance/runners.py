@@ -8,10 +8,11 @@ that does).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from intelligence.compliance.confirmation import ConfirmationRunner
-from intelligence.compliance.matching import Embedder, PhraseMatcher, crosses_clause, is_negated
+from intelligence.compliance.matching import Embedder, Match, PhraseMatcher, crosses_clause, is_negated
 from intelligence.compliance.rules import (
     AnnotationSpec,
     CardNumberSpec,
@@ -67,21 +68,42 @@ class ProhibitedPhraseRunner(Runner):
         self.meaning_groups = {g.name for g in self.spec.groups if _meaning_only(g.phrases)}
         self.exclude = matcher_for(self.spec.exclude, rule, normalizer, None) if self.spec.exclude else None
         self.reported: set[tuple[int, str]] = set()
+        # Claims heard before the call showed what it sells ("it's really just a savings account", said before
+        # the agent names the bond fund): held until the context appears, and reported then.
+        self.pending: dict[tuple[int, str], tuple[str, Evidence]] = {}
+
+    def _flush_pending(self) -> list[Finding]:
+        out = []
+        for (turn_index, name), (context, evidence) in list(self.pending.items()):
+            if not self.state.context_seen(self.pack.id, context):
+                continue
+            del self.pending[(turn_index, name)]
+            if self._already(turn_index, name):
+                continue
+            self.reported.add((turn_index, name))
+            out.append(self.finding(f"{self.rule.title} ({name})", [evidence]))
+        return out
+
+    def _already(self, turn_index: int, name: str) -> bool:
+        return (turn_index, name) in self.reported or any(
+            t == turn_index and (name in self.meaning_groups or n in self.meaning_groups) for t, n in self.reported)
+
+    def finish(self, end_s: float) -> list[Finding]:
+        return self._flush_pending()
 
     def on_segment(self, ctx: SegmentContext) -> list[Finding]:
+        out = self._flush_pending() if self.pending else []
         turn = ctx.turn
         if not speaker_ok(self.spec.speaker, turn.speaker) or turn.nt is None:
-            return []
+            return out
         nt = turn.nt
         excluded = self.exclude.find(nt) if self.exclude else []
-        out = []
         for group, matcher in self.groups:
-            if (turn.index, group.name) in self.reported:
+            if self._already(turn.index, group.name):
                 continue
-            if any(t == turn.index and (group.name in self.meaning_groups or name in self.meaning_groups)
-                   for t, name in self.reported):
-                continue
-            if group.requires_context and not self.state.context_seen(self.pack.id, group.requires_context):
+            waiting = bool(group.requires_context) and not self.state.context_seen(self.pack.id,
+                                                                                  group.requires_context)
+            if waiting and (turn.index, group.name) in self.pending:
                 continue
             hits = [
                 m for m in new_matches(matcher.find(nt), ctx.offset)
@@ -93,9 +115,23 @@ class ProhibitedPhraseRunner(Runner):
             if not hits:
                 continue
             best = max(hits, key=lambda m: (m.score, m.end - m.start))
+            if waiting:
+                assert group.requires_context is not None
+                self.pending[(turn.index, group.name)] = (group.requires_context,
+                                                          turn.evidence(best.start, best.end))
+                continue
             self.reported.add((turn.index, group.name))
             out.append(self.finding(f"{self.rule.title} ({group.name})", [turn.evidence(best.start, best.end)]))
         return out
+
+
+_DENIAL_RE = re.compile(r"(?:\bnot|n't|\bnever|不是|并非|并不是|非)\s*(?:an?|the|your|a kind of)?\s*$", re.IGNORECASE)
+
+
+def _denied(text: str, m: Match) -> bool:
+    """True if the text says the product is not this ("a deposit, not an investment", 不是理财): such a mention
+    does not make the call about it, while "I don't want to invest" still does."""
+    return m.method != "meaning" and _DENIAL_RE.search(text[max(0, m.start - 20) : m.start]) is not None
 
 
 def _meaning_only(phrases: Sequence[str]) -> bool:
@@ -123,8 +159,13 @@ class EventTracker:
         if nt is None:
             return
         for name, matcher in self.context_matchers.items():
+            # what the call sells is what the agent presents: a customer's "my dad lost money in the stock market"
+            # does not turn a certificate-of-deposit call into an investment sale
+            if self.state.roles_known and turn.speaker == "customer":
+                continue
             if not self.state.context_seen(self.pack.id, name):
-                hits = new_matches(matcher.find(nt), ctx.offset)
+                # "it's a deposit, not an investment" says what the product is not
+                hits = [m for m in new_matches(matcher.find(nt), ctx.offset) if not _denied(nt.original, m)]
                 if hits:
                     self.state.contexts[(self.pack.id, name)] = turn.evidence(hits[0].start, hits[0].end)
         for ev in self.defs:
@@ -140,7 +181,7 @@ class EventTracker:
                     continue
                 new_in_seg: Evidence | None = None
                 for el, matcher in zip(alt.elements, matchers, strict=True):
-                    hits = [m for m in new_matches(matcher.find(nt), ctx.offset) if not is_negated(nt, m)]
+                    hits = [m for m in new_matches(matcher.find(nt), ctx.offset) if not _denied(nt.original, m)]
                     if hits:
                         evidence = turn.evidence(hits[0].start, hits[0].end)
                         st.hits.setdefault((a, el.name), evidence)
