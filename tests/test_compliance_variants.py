@@ -324,6 +324,38 @@ DIALOGUES = [
         (C, "是的，我已经阅读并理解了。"),
         (A, "好的，请您在这里签字。"),
     ), ()),
+    # An offer is not a sale: "Shall I set it up?" answered with "not today" concludes nothing.
+    Dialogue("en_offer_declined_is_no_sale", "en", (
+        EN_OPEN,
+        (C, "I'm thinking about the Balanced Growth fund."),
+        (A, "It's a popular fund. Shall I set it up for you today?"),
+        (C, "Not today, I want to talk to my wife first."),
+        (A, "Of course. I'll email you the factsheet."),
+    ), ()),
+    # A guaranteed investment certificate is a deposit: its guarantee is true and it needs no risk disclosure.
+    Dialogue("en_gic_is_a_deposit", "en", (
+        EN_OPEN,
+        (C, "I want something safe for ten thousand dollars, not a mutual fund."),
+        (A, "A two-year GIC pays 3.85%, and both the principal and the rate are guaranteed and CDIC insured."),
+        (C, "Great, let's do the two-year."),
+        (A, "Done, the GIC is open and you'll see it in online banking today."),
+    ), ()),
+    Dialogue("zh_deposit_certificate_is_no_product_sale", "zh", (
+        ZH_OPEN,
+        (C, "同意。我只想存个定期。"),
+        (A, "那给您办三年期大额存单，它就是存款，年利率百分之二点一五，到期保本保息。"),
+        (C, "好，就存这个。"),
+        (A, "好的，请您在这张存款凭条上签字。"),
+    ), ()),
+    # 眼神不好 is no 好: an excuse and "您说了算" is a hedge, and signing after it is proceeding without a yes.
+    Dialogue("zh_excuse_and_deferring_is_no_confirmation", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "理财非存款、产品有风险、投资须谨慎。本产品不保本，可能损失本金。"),
+        (A, "请问您是否已经阅读并理解产品说明书？"),
+        (C, "我眼神不好，字太小了。您说了算。"),
+        (A, "好的，那您在这儿签个名就行。"),
+    ), (("customer_confirmation_missing", 4),)),
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from intelligence.compliance.matching import Embedder
+from intelligence.compliance.matching import Embedder, is_negated
 from intelligence.compliance.rules import ConfirmationSpec, PolicyPack, Rule
 from intelligence.compliance.runner_base import Runner, SegmentContext, matcher_for, new_matches
 from intelligence.compliance.state import CallState, Turn
@@ -83,7 +83,8 @@ class ConfirmationRunner(Runner):
             return "hedge"
         if self.hedges and self.hedges.find(nt):
             return "hedge"
-        if self.explicit.find(nt) or (self.weak_yes and self.weak_yes.find(nt)):
+        yes = self.explicit.find(nt) + (self.weak_yes.find(nt) if self.weak_yes else [])
+        if any(not is_negated(nt, m) for m in yes):  # 眼神不好 is no 好
             return "explicit"
         if self.backchannels:
             covered: set[int] = set()

@@ -420,7 +420,8 @@ def _events(pm: _Map, base: MatchOptions, pack_langs: tuple[str, ...]) -> tuple[
             em.err(None, "an event needs 'phrases', 'elements' or 'any_of'")
         out.append(
             EventDef(name, _speaker(em, "any"), tuple(alternatives), _match_options(em, base),
-                     em.str("requires_context"), em.strs("languages") or pack_langs)
+                     em.str("requires_context"), em.strs("languages") or pack_langs,
+                     em.boolean("skip_questions", False))
         )
         em.done()
     return tuple(out)

@@ -35,7 +35,8 @@ _EN_NEGATORS = frozenset(
 _ZH_NEGATOR_CHARS = frozenset("不非没未无莫别勿")
 # Near-homophones of 不/非/没 that ASR writes instead (飞保本 for 非保本); checked on the token right before.
 _ZH_NEGATOR_PINYIN = frozenset({"bu", "fei", "mei"})
-_CLAUSE_RE = re.compile(r"[^.!?;。！？；\n]+[.!?;。！？；]*")
+# a sentence ends at . ! ? ; and their full-width forms, but not at the point of 3.75%
+_CLAUSE_RE = re.compile(r"(?:[^.!?;。！？；\n]|(?<=\d)\.(?=\d))+[.!?;。！？；]*")
 _CLAUSE_BREAK_RE = re.compile(r"[,.!?;:，。！？；：、\n]")
 # A Chinese negator that governs a promise verb negates what follows it in the clause: 不承诺保本,
 # 没有人能保证金价只涨不跌, 不能保证收益. The claim may sit a few characters after the verb.

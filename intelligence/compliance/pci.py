@@ -139,16 +139,16 @@ def digit_runs(text: str) -> list[list[DigitPiece]]:
     return runs
 
 
-def find_card_numbers(text: str, *, allow_unverified: bool = True) -> list[SensitiveSpan]:
+def find_card_numbers(text: str, *, allow_unverified: bool = True, card_context: bool = False) -> list[SensitiveSpan]:
     """Card numbers (PAN, 13-19 digits) spoken or written in `text`.
 
     A run passes if some span of whole pieces has 13-19 digits and a valid Luhn check digit. With
     `allow_unverified`, a 14-19 digit run starting like a card number (3-6) that fails Luhn still counts when
     the text talks about a card: one misheard, dropped or doubled digit breaks Luhn, and a 16-digit number next
-    to the word "card" is a card number.
+    to the word "card" is a card number. `card_context`: the question just before asked for the card.
     """
     out: list[SensitiveSpan] = []
-    has_card_context = CARD_CONTEXT_RE.search(text) is not None
+    has_card_context = card_context or CARD_CONTEXT_RE.search(text) is not None
     for run in digit_runs(text):
         best: SensitiveSpan | None = None
         for i in range(len(run)):
@@ -182,6 +182,11 @@ def _long_piece_pan(run: Sequence[DigitPiece]) -> SensitiveSpan | None:
     return None
 
 
+_NOT_CVV_BEFORE_RE = re.compile(
+    r"\b(?:reference|ref|case|claim|ticket|extension|ext|order|member|account|policy|branch|sort code)\b"
+    r"[^.?!]{0,12}$|参考号|编号|工号|尾号", re.IGNORECASE)
+
+
 def find_cvv(text: str, pans: Sequence[SensitiveSpan] = ()) -> list[SensitiveSpan]:
     """A 3-4 digit number said right after (or just before) a CVV/CVC/'code on the back' phrase."""
     out: list[SensitiveSpan] = []
@@ -193,6 +198,8 @@ def find_cvv(text: str, pans: Sequence[SensitiveSpan] = ()) -> list[SensitiveSpa
         start, end = run[0].start, run[-1].end
         if not 3 <= len(digits) <= 4 or any(p.start <= start < p.end for p in pans):
             continue
+        if _NOT_CVV_BEFORE_RE.search(text[max(0, start - 30) : start]):
+            continue  # "quote reference FR 2291", "extension 4410"
         for kw in keywords:
             after = 0 <= start - kw.end() <= 40
             before = 0 <= kw.start() - end <= 25

@@ -84,6 +84,8 @@ class EventDef:
     match: MatchOptions
     requires_context: str | None = None
     languages: tuple[str, ...] = ()
+    # "Shall I set it up for you?" offers the sale; it does not conclude it
+    skip_questions: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,6 +125,26 @@ class ProhibitedPhraseRunner(Runner):
         return out
 
 
+# Deposit products: a sentence about one (a GIC's guaranteed rate, an insured CD) is not a context of a sale.
+_DEPOSIT_RE = re.compile(
+    r"\b(?:gics?|cds?|certificates? of deposit|term deposits?|share certificates?|savings accounts?|savings bonds?"
+    r"|fdic|ncua|cdic|fscs|deposit insurance|deposit guarantee)\b|大额存单|定期存款|存款保险|储蓄国债|国债",
+    re.IGNORECASE)
+
+
+def _about_a_deposit(text: str, m: Match) -> bool:
+    """True if the sentence of the match talks about a deposit product ("a GIC or a mutual fund", "insured by the
+    CDIC"): such a sentence does not show that the call sells an investment, insurance or credit."""
+    lo = max((x.end() for x in _SENTENCE_END_RE.finditer(text, 0, m.start)), default=0)
+    hi = next((x.start() for x in _SENTENCE_END_RE.finditer(text, m.end)), len(text))
+    # "it's an insurance contract, not a bank deposit, and it isn't FDIC insured" is a disclosure, not a deposit
+    return any(not _DEPOSIT_DENIED_RE.search(text[max(lo, d.start() - 16) : d.start()])
+               for d in _DEPOSIT_RE.finditer(text, lo, hi))
+
+
+_SENTENCE_END_RE = re.compile(r"[.!?。！？](?!\d)")
+_DEPOSIT_DENIED_RE = re.compile(r"(?:\bnot|n't|\bno|\bnor|\bnever|不是|并非|非|不受|不属于|没有)[^.!?。！？]{0,12}$",
+                                re.IGNORECASE)
 _DENIAL_RE = re.compile(r"(?:\bnot|n't|\bnever|不是|并非|并不是|非)\s*(?:an?|the|your|a kind of)?\s*$", re.IGNORECASE)
 
 
@@ -165,7 +185,8 @@ class EventTracker:
                 continue
             if not self.state.context_seen(self.pack.id, name):
                 # "it's a deposit, not an investment" says what the product is not
-                hits = [m for m in new_matches(matcher.find(nt), ctx.offset) if not _denied(nt.original, m)]
+                hits = [m for m in new_matches(matcher.find(nt), ctx.offset) if not _denied(nt.original, m)
+                        and not _about_a_deposit(nt.original, m)]
                 if hits:
                     self.state.contexts[(self.pack.id, name)] = turn.evidence(hits[0].start, hits[0].end)
         for ev in self.defs:
@@ -181,7 +202,8 @@ class EventTracker:
                     continue
                 new_in_seg: Evidence | None = None
                 for el, matcher in zip(alt.elements, matchers, strict=True):
-                    hits = [m for m in new_matches(matcher.find(nt), ctx.offset) if not _denied(nt.original, m)]
+                    hits = [m for m in new_matches(matcher.find(nt), ctx.offset) if not _denied(nt.original, m)
+                            and not (ev.skip_questions and in_question(nt.original, m))]
                     if hits:
                         evidence = turn.evidence(hits[0].start, hits[0].end)
                         st.hits.setdefault((a, el.name), evidence)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from intelligence.compliance.matching import Match, PhraseMatcher, is_negated
 from intelligence.compliance.pci import (
+    CARD_CONTEXT_RE,
     CVV_KEYWORDS_RE,
     SensitiveSpan,
     digit_runs,
@@ -46,7 +47,9 @@ class CardNumberRunner(Runner):
         if not speaker_ok(self.spec.speaker, turn.speaker):
             return []
         out = []
-        for s in find_card_numbers(turn.text, allow_unverified=self.spec.allow_unverified):
+        prev = self.state.turns[turn.index - 1] if turn.index > 0 else None
+        asked = prev is not None and prev.speaker != turn.speaker and CARD_CONTEXT_RE.search(prev.text) is not None
+        for s in find_card_numbers(turn.text, allow_unverified=self.spec.allow_unverified, card_context=asked):
             if s.end <= ctx.offset or (turn.index, s.value[-4:]) in self.reported:
                 continue
             self.reported.add((turn.index, s.value[-4:]))
@@ -119,6 +122,9 @@ class RiskMismatchRunner(Runner):
     def _levels(self, turn: Turn, table: list[tuple[int, PhraseMatcher]]) -> list[tuple[int, Match]]:
         assert turn.nt is not None
         found = [(level, m) for level, matcher in table for m in matcher.find(turn.nt) if not is_negated(turn.nt, m)]
+        exact = [(level, m) for level, m in found if m.method in ("exact", "regex")]
+        if exact:
+            found = exact  # a level said as such outranks a sound-alike elsewhere (精选基 is not 激进型)
         kept = longest_first([m for _, m in found])
         return [(level, m) for level, m in found if m in kept]
 
