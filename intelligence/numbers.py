@@ -17,7 +17,7 @@ TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seve
         "ninety": 90}
 REPEAT = {"double": 2, "triple": 3}
 ZH_DIGITS = {"零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5",
-             "六": "6", "七": "7", "八": "8", "九": "9"}
+             "六": "6", "七": "7", "八": "8", "九": "9", "拐": "7", "洞": "0"}
 
 # "o" alone is too often the letter to hold a commit for
 _NUMBER_WORDS = frozenset({*UNITS, *TEENS, *TENS, *REPEAT, "hundred", "thousand"} - {"o"})

@@ -356,6 +356,23 @@ DIALOGUES = [
         (C, "我眼神不好，字太小了。您说了算。"),
         (A, "好的，那您在这儿签个名就行。"),
     ), (("customer_confirmation_missing", 4),)),
+    # Radio-style digits (幺 1, 两 2, 拐 7, 洞 0) are still a card number; an id number read for an id is not.
+    Dialogue("zh_radio_digits_card_and_an_id_number", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "麻烦报一下您的身份证号。"),
+        (C, "三四零一零四，一九七八零五二三，零零幺五。"),
+        (A, "好的。保费用哪张卡扣？把卡号报一下。"),
+        (C, "四幺拐幺，幺幺幺幺，幺幺幺幺，幺幺幺幺。"),
+    ), (("pci_card_number_spoken", 5),)),
+    # A tag question ("You understand that bit, yeah?") asks for confirmation as much as "do you understand".
+    Dialogue("en_tag_question_then_if_you_say_so", "en", (
+        EN_OPEN,
+        (C, "I'm ready to sign for the car finance."),
+        (A, "It's a loan of twelve thousand at 9.9% APR, total repayable fourteen thousand two hundred. You understand that bit, yeah?"),
+        (C, "Uh... if you say so."),
+        (A, "Great, I've sent the agreement for e-signature."),
+    ), (("customer_confirmation_missing", 3),)),
 ]
 
 

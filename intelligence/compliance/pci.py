@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from intelligence.numbers import REPEAT, TEENS, TENS, UNITS, ZH_DIGITS
 from intelligence.types import TranscriptEvent
 
-_PIECE_TOKEN_RE = re.compile(r"[A-Za-z]+|\d+|[零〇一幺二两三四五六七八九]|\S")
+_PIECE_TOKEN_RE = re.compile(r"[A-Za-z]+|\d+|[零〇一幺二两三四五六七八九拐洞]|\S")
 _SEPARATOR_RE = re.compile(r"^[\s,.\-/:;、，。]*$")
 
 CVV_KEYWORDS_RE = re.compile(
@@ -163,6 +163,8 @@ def find_card_numbers(text: str, *, allow_unverified: bool = True, card_context:
                         best = cand
         if best is None:
             best = _long_piece_pan(run)
+        if best is not None and _identity_number(run, text):
+            continue
         if best is None and allow_unverified and has_card_context:
             total = "".join(p.digits for p in run)
             if 14 <= len(total) <= 19 and total[0] in "3456":
@@ -170,6 +172,18 @@ def find_card_numbers(text: str, *, allow_unverified: bool = True, card_context:
         if best is not None:
             out.append(best)
     return out
+
+
+_ID_CONTEXT_RE = re.compile(r"身份证|证件号|手机号|电话|\bid number\b|\bpassport\b|\bphone number\b", re.IGNORECASE)
+
+
+def _identity_number(run: Sequence[DigitPiece], text: str) -> bool:
+    """An 18-digit PRC resident id (valid checksum), or any number read where an id or phone number was asked for
+    and no card was: a Luhn-valid stretch inside it is chance, not a card."""
+    digits = "".join(p.digits for p in run)
+    if len(digits) == 18 and cn_id_valid(digits):
+        return True
+    return _ID_CONTEXT_RE.search(text) is not None and CARD_CONTEXT_RE.search(text) is None
 
 
 def _long_piece_pan(run: Sequence[DigitPiece]) -> SensitiveSpan | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from intelligence.compliance.matching import Match, PhraseMatcher, is_negated
 from intelligence.compliance.pci import (
     CARD_CONTEXT_RE,
@@ -49,7 +51,13 @@ class CardNumberRunner(Runner):
         out = []
         prev = self.state.turns[turn.index - 1] if turn.index > 0 else None
         asked = prev is not None and prev.speaker != turn.speaker and CARD_CONTEXT_RE.search(prev.text) is not None
-        for s in find_card_numbers(turn.text, allow_unverified=self.spec.allow_unverified, card_context=asked):
+        # the question names what is being read out: an id or phone number asked for is not a card
+        text = f"{prev.text}\n{turn.text}" if prev is not None and prev.speaker != turn.speaker else turn.text
+        shift = len(text) - len(turn.text)
+        spans = [replace(s, start=s.start - shift, end=s.end - shift)
+                 for s in find_card_numbers(text, allow_unverified=self.spec.allow_unverified, card_context=asked)
+                 if s.start >= shift]
+        for s in spans:
             if s.end <= ctx.offset or (turn.index, s.value[-4:]) in self.reported:
                 continue
             self.reported.add((turn.index, s.value[-4:]))
