@@ -122,3 +122,23 @@ def test_audit_real_asr_on_a_dev_recording(shared_data, tmp_path) -> None:
     report = json.loads((tmp_path / "dev_en_19.stereo8k.json").read_text())
     assert "pci_card_number_spoken" in {f["maps_to"] for f in report["findings"]}
     assert "5425" not in json.dumps(report)
+
+
+def test_unrendered_scenario_sets_evaluate_from_their_yaml(tmp_path) -> None:
+    """dev3 and dev4 (issue 10) are checked in as scenario YAML only: `eval compliance --from-text` reads them
+    without rendering, and the rules keep the figures measured on them (precision and recall >= 0.95)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "eval" / "scenarios"
+    calls = load_scenarios(root / "dev3", only=["d3_en_02"])
+    assert [c.call_id for c in calls] == ["d3_en_02"] and calls[0].audio_path is None
+    turn = calls[0].gt["turns"][6]
+    assert turn["speaker"] == "agent" and len(turn["segments"]) >= 2
+    assert all(a["end_s"] <= b["start_s"] for a, b in zip(turn["segments"], turn["segments"][1:], strict=False))
+    for name in ("dev3", "dev4"):
+        out = tmp_path / f"{name}.json"
+        assert harken(["eval", "compliance", "--scenarios", str(root / name), "--out", str(out), "--from-text"]) == 0
+        result = json.loads(out.read_text(encoding="utf-8"))
+        assert result["calls"] == 40
+        assert result["precision"] >= 0.95 and result["recall"] >= 0.95, (name, result["per_rule"])
+        assert result["cost_ms"]["segments"] > 1000

@@ -10,6 +10,7 @@ Findings of rules without `maps_to` (QA-only rules) are not scored and are count
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,9 +33,13 @@ class ScenarioCall:
 
 
 def load_scenarios(directory: Path, *, only: Sequence[str] = ()) -> list[ScenarioCall]:
-    """Read manifest.jsonl and each call's gt JSON."""
+    """Read manifest.jsonl and each call's gt JSON; a set that was never rendered (scenarios/*.yaml only) is read
+    from its YAML, for evaluation from text."""
     calls = []
     manifest = directory / "manifest.jsonl"
+    if not manifest.exists() and (directory / "scenarios").is_dir():
+        return [c for c in map(call_from_yaml, sorted((directory / "scenarios").glob("*.yaml")))
+                if not only or any(o in c.call_id for o in only)]
     for line in manifest.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
@@ -48,6 +53,34 @@ def load_scenarios(directory: Path, *, only: Sequence[str] = ()) -> list[Scenari
         calls.append(ScenarioCall(cid, row.get("language") or gt["language"], gt,
                                   directory / audio if audio else None, float(row.get("duration_s") or 0.0)))
     return calls
+
+
+_SENTENCE_RE = re.compile(r"(?<=[.?!。？！])\s*")
+# speaking rates for the synthetic times of an unrendered call (only the order of segments matters to the rules)
+_SECONDS_PER_CHAR = {"en": 0.06, "zh": 0.2}
+
+
+def call_from_yaml(path: Path) -> ScenarioCall:
+    """A scenario YAML as reference turns (one segment per sentence, synthetic times), without audio."""
+    import yaml
+
+    sc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    language = sc.get("language", "en")
+    rate = _SECONDS_PER_CHAR.get(language, 0.1)
+    t, turns = 0.5, []
+    for i, turn in enumerate(sc.get("turns") or []):
+        start, segments = t, []
+        for sentence in (x.strip() for x in _SENTENCE_RE.split(turn["text"]) if x.strip()):
+            d = max(0.5, len(sentence) * rate)
+            segments.append({"text": sentence, "start_s": t, "end_s": t + d})
+            t += d + 0.2
+        turns.append({"index": i, "speaker": turn["speaker"], "channel": 0 if turn["speaker"] == "agent" else 1,
+                      "start_s": start, "end_s": t, "language": language, "text": turn["text"],
+                      "segments": segments})
+        t += 0.5
+    gt = {"call_id": sc["call_id"], "language": language, "turns": turns,
+          "expected_findings": sc.get("expected_findings") or [], "compliant": not sc.get("expected_findings")}
+    return ScenarioCall(sc["call_id"], language, gt, None, t)
 
 
 def events_from_reference(call: ScenarioCall, text_field: str = "text") -> list[TranscriptEvent]:
