@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from intelligence.compliance.matching import Embedder, is_negated
 from intelligence.compliance.rules import ConfirmationSpec, PolicyPack, Rule
-from intelligence.compliance.runner_base import Runner, SegmentContext, matcher_for, new_matches
+from intelligence.compliance.runner_base import Runner, SegmentContext, matcher_for, new_matches, recent
 from intelligence.compliance.state import CallState, Turn
 from intelligence.compliance.text import TextNormalizer
 from intelligence.types import Evidence, Finding
@@ -116,12 +116,12 @@ class ConfirmationRunner(Runner):
         return "other"
 
     def _assumes_consent(self, ctx: SegmentContext) -> bool:
-        return bool(self.assumed and ctx.turn.nt and new_matches(self.assumed.find(ctx.turn.nt), ctx.offset))
+        return bool(self.assumed and ctx.turn.nt and new_matches(self.assumed.find(recent(ctx.turn.nt, ctx.offset)), ctx.offset))
 
     def _proceeds(self, ctx: SegmentContext) -> bool:
         if self._assumes_consent(ctx):
             return True
-        if self.proceed and ctx.turn.nt and new_matches(self.proceed.find(ctx.turn.nt), ctx.offset):
+        if self.proceed and ctx.turn.nt and new_matches(self.proceed.find(recent(ctx.turn.nt, ctx.offset)), ctx.offset):
             return True
         if self.spec.proceed_event:
             st = self.state.events.get((self.pack.id, self.spec.proceed_event))
@@ -165,7 +165,7 @@ class ConfirmationRunner(Runner):
     def _on_agent(self, ctx: SegmentContext) -> list[Finding]:
         assert ctx.turn.nt is not None
         item = self.item
-        is_question = bool(new_matches(self.questions.find(ctx.turn.nt), ctx.offset))
+        is_question = bool(new_matches(self.questions.find(recent(ctx.turn.nt, ctx.offset)), ctx.offset))
         if item is None:
             if is_question:
                 self.item = _Item(ctx.event.end_s)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from intelligence.compliance.matching import Embedder, Match, PhraseMatcher, clause_span
 from intelligence.compliance.rules import PolicyPack, Rule
 from intelligence.compliance.state import CallState, Turn
-from intelligence.compliance.text import TextNormalizer
+from intelligence.compliance.text import NormText, TextNormalizer
 from intelligence.types import Annotation, Evidence, Finding, TranscriptEvent
 
 
@@ -23,6 +23,20 @@ class SegmentContext:
 
 def speaker_ok(rule_speaker: str, speaker: str) -> bool:
     return rule_speaker == "any" or rule_speaker == speaker
+
+
+# How far back, in characters, matching looks from a new segment: a phrase may begin in the segment before (ASR
+# splits sentences), and no listed phrase or regex window is longer.
+RECENT_REACH_CHARS = 120
+
+
+def recent(nt: NormText, offset: int) -> NormText:
+    """`nt` with only the tokens near or after character `offset` (offsets unchanged): each final segment is
+    matched without re-reading the whole turn, so the cost per segment does not grow with the turn."""
+    lo = offset - RECENT_REACH_CHARS
+    if lo <= 0:
+        return nt
+    return NormText(nt.original, nt.norm, tuple(t for t in nt.tokens if t.end > lo))
 
 
 def new_matches(matches: Sequence[Match], offset: int) -> list[Match]:

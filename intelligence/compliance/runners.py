@@ -35,6 +35,7 @@ from intelligence.compliance.runner_base import (
     in_question,
     matcher_for,
     new_matches,
+    recent,
     speaker_ok,
 )
 from intelligence.compliance.signal_runners import (
@@ -97,7 +98,8 @@ class ProhibitedPhraseRunner(Runner):
         if not speaker_ok(self.spec.speaker, turn.speaker) or turn.nt is None:
             return out
         nt = turn.nt
-        excluded = self.exclude.find(nt) if self.exclude else []
+        near = recent(nt, ctx.offset)
+        excluded = self.exclude.find(near) if self.exclude else []
         for group, matcher in self.groups:
             if self._already(turn.index, group.name):
                 continue
@@ -106,7 +108,7 @@ class ProhibitedPhraseRunner(Runner):
             if waiting and (turn.index, group.name) in self.pending:
                 continue
             hits = [
-                m for m in new_matches(matcher.find(nt), ctx.offset)
+                m for m in new_matches(matcher.find(near), ctx.offset)
                 if not (self.spec.negation and is_negated(nt, m))
                 and not crosses_clause(nt.original, m)
                 and not in_excluded_clause(nt.original, m, excluded)
@@ -178,6 +180,7 @@ class EventTracker:
         nt = turn.nt
         if nt is None:
             return
+        near = recent(nt, ctx.offset)
         for name, matcher in self.context_matchers.items():
             # what the call sells is what the agent presents: a customer's "my dad lost money in the stock market"
             # does not turn a certificate-of-deposit call into an investment sale
@@ -185,7 +188,7 @@ class EventTracker:
                 continue
             if not self.state.context_seen(self.pack.id, name):
                 # "it's a deposit, not an investment" says what the product is not
-                hits = [m for m in new_matches(matcher.find(nt), ctx.offset) if not _denied(nt.original, m)
+                hits = [m for m in new_matches(matcher.find(near), ctx.offset) if not _denied(nt.original, m)
                         and not _about_a_deposit(nt.original, m)]
                 if hits:
                     self.state.contexts[(self.pack.id, name)] = turn.evidence(hits[0].start, hits[0].end)
@@ -202,7 +205,7 @@ class EventTracker:
                     continue
                 new_in_seg: Evidence | None = None
                 for el, matcher in zip(alt.elements, matchers, strict=True):
-                    hits = [m for m in new_matches(matcher.find(nt), ctx.offset) if not _denied(nt.original, m)
+                    hits = [m for m in new_matches(matcher.find(near), ctx.offset) if not _denied(nt.original, m)
                             and not (ev.skip_questions and in_question(nt.original, m))]
                     if hits:
                         evidence = turn.evidence(hits[0].start, hits[0].end)
@@ -248,7 +251,8 @@ class RequiredPhraseRunner(Runner):
             return
         nt = turn.nt
         for i, matcher in enumerate(self.matchers):
-            if i not in self.hits and any(not is_negated(nt, m) for m in new_matches(matcher.find(nt), ctx.offset)):
+            if i not in self.hits and any(not is_negated(nt, m)
+                                          for m in new_matches(matcher.find(recent(nt, ctx.offset)), ctx.offset)):
                 self.hits.add(i)
         self.satisfied = len(self.hits) >= self.spec.min_elements
 

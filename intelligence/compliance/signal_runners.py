@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from intelligence.compliance.matching import Match, PhraseMatcher, is_negated
@@ -66,6 +67,11 @@ class CardNumberRunner(Runner):
         return out
 
 
+_DATE_RE = re.compile(
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december|birthday|born)\b"
+    r"|\d+\s*(?:年|月|日|号)|[零〇一二两三四五六七八九十]+(?:年|月)", re.IGNORECASE)
+
+
 class CvvRunner(Runner):
     """A CVV said with its keyword ("the code on the back is 381"), or as the answer to a question about it."""
 
@@ -88,7 +94,9 @@ class CvvRunner(Runner):
         if not hits and self.asked_in_turn == turn.index - 1:
             # The previous speaker asked for the code; a lone 3-4 digit answer is the CVV.
             runs = [r for r in digit_runs(turn.text) if r[-1].end > ctx.offset]
-            if len(runs) == 1 and 3 <= len("".join(p.digits for p in runs[0])) <= 4 and not pans:
+            # ... unless the answer is a date ("the third of February, nineteen ninety-one")
+            if (len(runs) == 1 and 3 <= len("".join(p.digits for p in runs[0])) <= 4 and not pans
+                    and not _DATE_RE.search(turn.text)):
                 hits = [SensitiveSpan("cvv", runs[0][0].start, runs[0][-1].end, "".join(p.digits for p in runs[0]))]
         if not hits:
             return []
