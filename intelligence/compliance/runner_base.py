@@ -25,9 +25,9 @@ def speaker_ok(rule_speaker: str, speaker: str) -> bool:
     return rule_speaker == "any" or rule_speaker == speaker
 
 
-# How far back, in characters, matching looks from a new segment: a phrase may begin in the segment before (ASR
-# splits sentences), and no listed phrase or regex window is longer.
-RECENT_REACH_CHARS = 120
+# How far back, in characters, token matching looks from a new segment: a listed phrase may begin in the segment
+# before (ASR splits sentences), and none is longer. Regexes still read the whole turn.
+RECENT_REACH_CHARS = 40
 
 
 def recent(nt: NormText, offset: int) -> NormText:
