@@ -15,7 +15,15 @@ from importlib import resources
 from pathlib import Path
 
 from intelligence.compliance.forms import EvaluationForm, FormQuestion
-from intelligence.compliance.loader import PolicyError, PolicyProblem, _compose, _Map, _Problems
+from intelligence.compliance.loader import (
+    PolicyError,
+    PolicyProblem,
+    _compose,
+    _Map,
+    _Problems,
+    read_yaml_text,
+    resolve_yaml_specs,
+)
 from intelligence.compliance.rules import PolicyPack
 
 BUILTIN_FORMS = ("contact_center_qa_en", "dual_recording_qa_zh")
@@ -77,11 +85,7 @@ def parse_form(text: str, file: str = "<form>") -> EvaluationForm:
 def load_form(path: str | Path) -> EvaluationForm:
     """Load one form file; raises `FormError` (file, line, reason) on any problem."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormError([PolicyProblem(str(p), 0, f"cannot read form file: {exc}")]) from exc
-    return parse_form(text, str(p))
+    return parse_form(read_yaml_text(p, "form", FormError), str(p))
 
 
 def builtin_form_path(name: str) -> Path:
@@ -129,19 +133,6 @@ def check_forms(forms: Sequence[EvaluationForm], packs: Sequence[PolicyPack], *,
     return usable
 
 
-def _paths(specs: Iterable[str | Path]) -> list[Path]:
-    paths: list[Path] = []
-    for spec in specs:
-        p = Path(spec)
-        if p.is_dir():
-            paths.extend(sorted(p.glob("*.yaml")))
-        elif p.suffix in (".yaml", ".yml") or p.exists():
-            paths.append(p)
-        else:
-            paths.append(builtin_form_path(str(spec)))
-    return paths
-
-
 def load_forms(specs: Iterable[str | Path] | None = None, packs: Sequence[PolicyPack] = (), *,
                require_packs: bool | None = None) -> list[EvaluationForm]:
     """Load forms by built-in name or file path (a directory loads every *.yaml in it), all or nothing, and check
@@ -150,7 +141,7 @@ def load_forms(specs: Iterable[str | Path] | None = None, packs: Sequence[Policy
     explicit = specs is not None if require_packs is None else require_packs
     problems: list[PolicyProblem] = []
     forms: list[EvaluationForm] = []
-    for p in _paths(BUILTIN_FORMS if specs is None else specs):
+    for p in resolve_yaml_specs(BUILTIN_FORMS if specs is None else specs, builtin_form_path):
         try:
             forms.append(load_form(p))
         except FormError as exc:

@@ -9,7 +9,7 @@ other across packs, and no phrase is both required and prohibited for the same l
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -631,14 +631,32 @@ def check_pack_set(packs: Sequence[PolicyPack]) -> None:
         raise PolicyError(problems)
 
 
+def read_yaml_text(path: Path, what: str, error: type[PolicyError] = PolicyError) -> str:
+    """The text of a policy or form file; an unreadable file raises `error` naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error([PolicyProblem(str(path), 0, f"cannot read {what} file: {exc}")]) from exc
+
+
+def resolve_yaml_specs(specs: Iterable[str | Path], builtin: Callable[[str], Path]) -> list[Path]:
+    """File paths for specs that are files, directories (every *.yaml in it) or built-in names."""
+    paths: list[Path] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            paths.extend(sorted(p.glob("*.yaml")))
+        elif p.suffix in (".yaml", ".yml") or p.exists():
+            paths.append(p)
+        else:
+            paths.append(builtin(str(spec)))
+    return paths
+
+
 def load_pack(path: str | Path) -> PolicyPack:
     """Load one pack file; raises `PolicyError` (file, line, reason) on any problem."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError([PolicyProblem(str(p), 0, f"cannot read policy file: {exc}")]) from exc
-    return parse_pack(text, str(p))
+    return parse_pack(read_yaml_text(p, "policy"), str(p))
 
 
 def builtin_pack_path(name: str) -> Path:
@@ -648,18 +666,9 @@ def builtin_pack_path(name: str) -> Path:
 
 def load_packs(specs: Iterable[str | Path] = BUILTIN_PACKS) -> list[PolicyPack]:
     """Load packs by built-in name or file path, all or nothing; a directory loads every *.yaml in it."""
-    paths: list[Path] = []
-    for spec in specs:
-        p = Path(spec)
-        if p.is_dir():
-            paths.extend(sorted(p.glob("*.yaml")))
-        elif p.suffix in (".yaml", ".yml") or p.exists():
-            paths.append(p)
-        else:
-            paths.append(builtin_pack_path(str(spec)))
     problems: list[PolicyProblem] = []
     packs: list[PolicyPack] = []
-    for p in paths:
+    for p in resolve_yaml_specs(specs, builtin_pack_path):
         try:
             packs.append(load_pack(p))
         except PolicyError as exc:
