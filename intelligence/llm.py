@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import httpx
 
+from intelligence.text import clock_time
+
 log = logging.getLogger(__name__)
 
 LlmAnswerValue = Literal["met", "not_met", "not_applicable"]
@@ -93,7 +95,7 @@ class TranscriptLine:
         return t
 
     def render(self) -> str:
-        return f"[{_fmt_t(self.start_s)}] {self.speaker}: {self.text}"
+        return f"[{clock_time(self.start_s)}] {self.speaker}: {self.text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,11 +234,6 @@ def parse_reply(content: str, questions: Sequence[LlmQuestion], lines: Sequence[
 
 def _all_unanswered(ids: Sequence[str], reason: str) -> LlmBatchResult:
     return LlmBatchResult({}, {qid: reason for qid in ids}, reason)
-
-
-def _fmt_t(seconds: float) -> str:
-    m, s = divmod(max(0.0, seconds), 60)
-    return f"{int(m)}:{s:04.1f}"
 
 
 # -- the client -----------------------------------------------------------------------------------------------

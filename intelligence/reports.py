@@ -19,6 +19,7 @@ from intelligence.compliance.pci import redact_text
 from intelligence.compliance.retention import retention_for
 from intelligence.compliance.rules import PolicyPack, Rule
 from intelligence.compliance.scorecard import Scorecard
+from intelligence.text import clock_time
 from intelligence.types import Finding, TranscriptEvent
 
 _LANE_COLORS = ("#3f7dd8", "#2fa37a", "#a06cd5", "#d0892f")
@@ -90,11 +91,6 @@ def build_report(
     }
 
 
-def _fmt_t(seconds: float) -> str:
-    m, s = divmod(max(0.0, seconds), 60)
-    return f"{int(m)}:{s:04.1f}"
-
-
 def timeline_svg(report: dict[str, Any], width: int = 1000) -> str:
     """Inline SVG: one lane of speech bars per channel, finding markers, a sentiment line."""
     channels = report.get("channels") or ["speaker"]
@@ -114,7 +110,7 @@ def timeline_svg(report: dict[str, Any], width: int = 1000) -> str:
     while t <= duration:
         parts.append(f'<line x1="{x(t):.1f}" y1="{top - 6}" x2="{x(t):.1f}" y2="{height - 20}" stroke="#eef0f4"/>')
         parts.append(f'<text x="{x(t):.1f}" y="{height - 6}" font-size="10" text-anchor="middle" fill="#5b6475">'
-                     f'{_fmt_t(t)}</text>')
+                     f'{clock_time(t)}</text>')
         t += step
     for i, name in enumerate(channels):
         y = top + i * lane_h
@@ -126,13 +122,13 @@ def timeline_svg(report: dict[str, Any], width: int = 1000) -> str:
                 continue
             x0, x1 = x(seg["start_s"]), x(seg["end_s"])
             parts.append(f'<rect x="{x0:.1f}" y="{y + 4}" width="{max(x1 - x0, 1.0):.1f}" height="{lane_h - 8}" '
-                         f'rx="2" fill="{color}" opacity="0.8"><title>{_fmt_t(seg["start_s"])} '
+                         f'rx="2" fill="{color}" opacity="0.8"><title>{clock_time(seg["start_s"])} '
                          f'{html.escape(seg["text"][:200])}</title></rect>')
     lanes_bottom = top + lane_h * len(channels)
     for f in report.get("findings", []):
         fx = x(float(f.get("at_s", 0.0)))
         color = {"high": "#c62828", "medium": "#e08a00"}.get(f.get("severity", ""), "#7a8599")
-        label = html.escape(f"{_fmt_t(float(f.get('at_s', 0.0)))} {f.get('rule_title', f['rule_id'])}")
+        label = html.escape(f"{clock_time(float(f.get('at_s', 0.0)))} {f.get('rule_title', f['rule_id'])}")
         parts.append(f'<g><title>{label}</title><line x1="{fx:.1f}" y1="{top - 4}" x2="{fx:.1f}" y2="{lanes_bottom}" '
                      f'stroke="{color}" stroke-width="2"/><path d="M{fx - 5:.1f},{top - 12} L{fx + 5:.1f},{top - 12} '
                      f'L{fx:.1f},{top - 3} Z" fill="{color}"/></g>')
@@ -198,7 +194,7 @@ def forms_html(forms: Sequence[dict[str, Any]]) -> str:
                                                                      if a.get("critical") else ""),
                 _ANSWER_LABELS.get(str(a.get("answer")), esc(str(a.get("answer")))),
                 evidence,
-                f'<span class="t">{_fmt_t(float(time_s))}</span>' if isinstance(time_s, (int, float)) else "",
+                f'<span class="t">{clock_time(float(time_s))}</span>' if isinstance(time_s, (int, float)) else "",
                 esc(str(a.get("source") or "")),
             ])
         parts.append(_table(["question", "answer", "evidence", "time", "answered by"], rows, "No questions."))
@@ -221,7 +217,7 @@ def render_html(report: dict[str, Any]) -> str:
     for f in report["findings"]:
         ev = f["evidence"][0] if f.get("evidence") else {}
         findings_rows.append([
-            f'<span class="t">{_fmt_t(float(f.get("at_s", 0.0)))}</span>',
+            f'<span class="t">{clock_time(float(f.get("at_s", 0.0)))}</span>',
             f'<span class="sev-{esc(f["severity"])}">{esc(f["severity"])}</span>',
             f"{esc(f.get('rule_title', f['rule_id']))}<br><small>{esc(f['rule_id'])}"
             f"{' → ' + esc(f['maps_to']) if f.get('maps_to') else ''}</small>",
@@ -238,14 +234,14 @@ def render_html(report: dict[str, Any]) -> str:
     for s in report["segments"]:
         ch = int(s["channel"])
         who = channels[ch] if 0 <= ch < len(channels) else s.get("speaker", "")
-        transcript_rows.append([f'<span class="t">{_fmt_t(s["start_s"])}</span>', esc(str(who)), esc(s["text"])])
+        transcript_rows.append([f'<span class="t">{clock_time(s["start_s"])}</span>', esc(str(who)), esc(s["text"])])
     packs = "".join(f"<li>{esc(p['title'])} <small>({esc(p['id'])} {esc(p['version'])})</small></li>"
                     for p in report["packs"])
     errors = ""
     if report.get("rule_errors"):
         errors = "<h2>Rule errors</h2><ul>" + "".join(
             f"<li>{esc(str(e.get('rule_id')))}: {esc(str(e.get('error')))}</li>" for e in report["rule_errors"]) + "</ul>"
-    meta = (f"{esc(report['source'])} · language {esc(report['language'])} · {_fmt_t(report['duration_s'])}"
+    meta = (f"{esc(report['source'])} · language {esc(report['language'])} · {clock_time(report['duration_s'])}"
             + (" · mono recording: speaker roles not separated" if report.get("mono") else ""))
     template = Template(resources.files("intelligence").joinpath("report_template.html").read_text(encoding="utf-8"))
     return template.substitute(

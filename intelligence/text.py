@@ -31,3 +31,9 @@ def normalize_token(text: str) -> str:
     """Comparison key for a recognised word: case-folded, punctuation and spaces stripped."""
     t = unicodedata.normalize("NFKC", text).casefold()
     return "".join(ch for ch in t if ch.isalnum())
+
+
+def clock_time(seconds: float) -> str:
+    """A call position as m:ss.s ("1:05.3"), for reports and transcripts shown to people and models."""
+    m, s = divmod(max(0.0, seconds), 60)
+    return f"{int(m)}:{s:04.1f}"

@@ -368,7 +368,6 @@ class SessionEnricher:
             ticket = await asyncio.to_thread(self.res.tickets.create_from_finding, f)
             await self._out(session, {"type": "ticket", **ticket.to_dict()})
 
-
     async def _fill_forms(self, session: LiveSession) -> list[Any]:
         """Fill in the QA forms that apply to this call: detectors in a worker thread, then the optional LLM
         (httpx.AsyncClient, bounded by llm_timeout_s) for the questions they leave. Never raises."""

@@ -250,9 +250,10 @@ class RequiredPhraseRunner(Runner):
             self.satisfied = self.best_coverage >= self.spec.coverage
             return
         nt = turn.nt
+        near = recent(nt, ctx.offset)
         for i, matcher in enumerate(self.matchers):
             if i not in self.hits and any(not is_negated(nt, m)
-                                          for m in new_matches(matcher.find(recent(nt, ctx.offset)), ctx.offset)):
+                                          for m in new_matches(matcher.find(near), ctx.offset)):
                 self.hits.add(i)
         self.satisfied = len(self.hits) >= self.spec.min_elements
 
