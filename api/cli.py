@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     "api.cli_core",
+    "api.cli_minutes",
     "eval.asr_cli",
     "eval.denoise_cli",
     "eval.classifiers_cli",
@@ -28,6 +29,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "eval.taps_e2e_cli",
     "eval.compliance_cli",
     "eval.clauses_cli",
+    "eval.diarization_cli",
+    "eval.minutes_cli",
 )
 
 

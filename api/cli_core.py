@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", default=None,
                    help="comma-separated channel names (default: speaker, or agent,customer for stereo)")
     p.add_argument("--model", default=None, help="ASR model (packaged: base, tiny.en)")
+    p.add_argument("--diarize", action="store_true",
+                   help="label speakers by voice (mono audio; a stereo file keeps its channel roles)")
+    p.add_argument("--max-speakers", type=int, default=None, help="at most this many speakers (with --diarize)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--keep-card-data", action="store_true",
                    help="print spoken card numbers and CVVs in the clear (only for a permitted use; by default "
@@ -95,7 +98,8 @@ def _transcribe(args: argparse.Namespace) -> int:
                 last[0] = done_s
 
         try:
-            return await replay(rt.manager, audio, language=args.language, channel_names=names, progress=progress)
+            return await replay(rt.manager, audio, language=args.language, channel_names=names, progress=progress,
+                                diarize=args.diarize, max_speakers=args.max_speakers)
         finally:
             if bar is not None:
                 bar.close()
@@ -108,18 +112,22 @@ def _transcribe(args: argparse.Namespace) -> int:
 
         fin = redact_finals(fin)
     if args.format == "json":
-        out = json.dumps({"session_id": session_id, "duration_s": audio.duration_s,
-                          "card_data": "kept" if args.keep_card_data else "masked",
-                          "segments": [{k: e[k] for k in ("segment_id", "channel", "speaker", "start_s", "end_s",
-                                                          "text", "words", "language")} for e in fin]},
-                         ensure_ascii=False, indent=2)
+        from intelligence.speakers import diarization_turns
+
+        doc = {"session_id": session_id, "duration_s": audio.duration_s,
+               "card_data": "kept" if args.keep_card_data else "masked",
+               "segments": [{k: e[k] for k in ("segment_id", "channel", "speaker", "start_s", "end_s",
+                                               "text", "words", "language")} for e in fin]}
+        if args.diarize:
+            doc["speaker_turns"] = diarization_turns(events)
+        out = json.dumps(doc, ensure_ascii=False, indent=2)
     elif args.format == "vtt":
         out = to_webvtt(build_cues(fin))
     elif args.format == "srt":
         out = to_srt(build_cues(fin))
     else:
         channels = sorted({e["channel"] for e in fin})
-        if len(channels) <= 1:
+        if len(channels) <= 1 and not args.diarize:
             out = plain_text(fin)
         else:
             out = "\n".join(f"[{c.speaker}] {c.text}" for c in build_cues(fin))

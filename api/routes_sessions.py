@@ -97,6 +97,39 @@ def build_router() -> APIRouter:
             },
         }
 
+    @router.get("/{session_id}/minutes", dependencies=[Depends(require_api_key)])
+    async def minutes(request: Request, session_id: str,
+                      format: Literal["json", "md", "html"] = "json") -> Any:
+        """The session's minutes. A live session's are built now from what it has said so far; an ended
+        session's are the ones written when it ended (or built from its stored events if it has none)."""
+        from fastapi.responses import HTMLResponse
+
+        from intelligence.minutes.render import to_html, to_markdown
+        from intelligence.minutes.types import minutes_from_dict
+        from pipelines.minutes_stage import minutes_of
+
+        state = request.app.state.harken
+        live = state.manager.get(session_id)
+        if live is not None:
+            m = await asyncio.to_thread(minutes_of, list(live.history), live.config.language)
+        else:
+            row = await asyncio.to_thread(state.store.get_session, session_id)
+            if row is None:
+                raise _not_found(session_id)
+            stored = await asyncio.to_thread(state.store.events, session_id, ("minutes",))
+            if stored:
+                m = minutes_from_dict(stored[-1]["minutes"])
+            else:
+                history = await asyncio.to_thread(state.store.events, session_id)
+                m = await asyncio.to_thread(minutes_of, history, row.language)
+        if format == "md":
+            return PlainTextResponse(to_markdown(m), media_type="text/markdown; charset=utf-8")
+        if format == "html":
+            return HTMLResponse(to_html(m))
+        from intelligence.minutes.render import to_json
+
+        return {"session_id": session_id, "live": live is not None, "minutes": to_json(m)}
+
     @router.websocket("/{session_id}/subscribe")
     async def subscribe_ws(ws: WebSocket, session_id: str) -> None:
         state = ws.app.state.harken

@@ -98,6 +98,8 @@ def build_router() -> APIRouter:
             source="websocket", language=start.language,
             sample_rate_hz=start.sample_rate_hz, channel_names=names,
             metadata=start.metadata, policy_packs=packs,
+            diarize=state.settings.diarize_mono if start.diarize is None else start.diarize,
+            max_speakers=start.max_speakers,
         )
         try:
             session = await state.manager.open_session(config, overflow="block")

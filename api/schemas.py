@@ -22,6 +22,9 @@ class StartMessage(BaseModel):
     language: Literal["en", "zh", "auto"] = "auto"
     metadata: dict[str, Any] = Field(default_factory=dict)
     policy_packs: list[str] | None = None
+    # speaker diarization of a one-channel stream (a meeting room); default: the server's `diarize_mono`
+    diarize: bool | None = None
+    max_speakers: int | None = Field(None, ge=1, le=16)
 
     @field_validator("sample_rate_hz")
     @classmethod

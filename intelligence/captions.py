@@ -46,6 +46,7 @@ def build_cues(finals: list[dict[str, Any]], multi_speaker: bool | None = None) 
             last = cues[-1]
             mergeable = (
                 not last.text.endswith(SENTENCE_END)
+                and str(seg.get("speaker", "")) == last.speaker  # diarized: one channel, several voices
                 and seg["start_s"] - last.end_s < PAUSE_S
                 and seg["end_s"] - last.start_s <= MAX_CUE_S
                 and len(last.text) + len(text) < MAX_CUE_CHARS

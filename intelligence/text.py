@@ -35,5 +35,6 @@ def normalize_token(text: str) -> str:
 
 def clock_time(seconds: float) -> str:
     """A call position as m:ss.s ("1:05.3"), for reports and transcripts shown to people and models."""
-    m, s = divmod(max(0.0, seconds), 60)
-    return f"{int(m)}:{s:04.1f}"
+    tenths = int(round(max(0.0, seconds) * 10))  # round first, so 59.96 s reads 1:00.0, not 0:60.0
+    m, t = divmod(tenths, 600)
+    return f"{m}:{t / 10:04.1f}"

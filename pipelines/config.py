@@ -23,10 +23,19 @@ class SessionConfig:
     metadata: dict[str, Any] = field(default_factory=dict)
     policy_packs: tuple[str, ...] = ()
     session_id: str | None = None
+    # Speaker diarization of a single-channel session (meeting room, mono recording). Multi-channel taps keep
+    # their channel roles and never diarize.
+    diarize: bool = False
+    max_speakers: int | None = None
 
     @property
     def num_channels(self) -> int:
         return len(self.channel_names)
+
+    @property
+    def diarized(self) -> bool:
+        """Whether this session labels speakers by voice (asked for, and one channel only)."""
+        return self.diarize and self.num_channels == 1
 
     def __post_init__(self) -> None:
         if self.language not in SUPPORTED_LANGUAGES:
@@ -35,3 +44,5 @@ class SessionConfig:
             raise ValueError("a session has 1 to 8 channels")
         if not 8000 <= self.sample_rate_hz <= 48000:
             raise ValueError(f"unsupported sample rate {self.sample_rate_hz} Hz; expected 8000-48000")
+        if self.max_speakers is not None and not 1 <= self.max_speakers <= 16:
+            raise ValueError("max_speakers must be between 1 and 16")

@@ -421,9 +421,13 @@ def pick_intent(whole: Any, per_sentence: Sequence[Any]) -> Any:
 
 def enricher_factories(settings: HarkenSettings, app_state: Any = None,
                        resources: EnrichmentResources | None = None) -> list[EnricherFactory]:
-    """The per-session enricher factory for these settings (empty when enrichment is off)."""
+    """The per-session enricher factories for these settings: classifiers and compliance, then minutes (last,
+    so they see the session's moods and findings)."""
+    from pipelines.minutes_stage import minutes_factory
+
+    tail = [minutes_factory(settings)] if settings.minutes else []
     if not settings.classifiers and not settings.compliance:
-        return []
+        return tail
     res = resources or EnrichmentResources(settings)
     if app_state is not None:
         app_state.extras["enrichment"] = res
@@ -443,7 +447,7 @@ def enricher_factories(settings: HarkenSettings, app_state: Any = None,
                                       channel_roles=roles, normalizer=res.normalizer(), roles_known=roles_known)
         return SessionEnricher(session, res, engine)
 
-    return [make]
+    return [make, *tail]
 
 
 async def warm_up(res: EnrichmentResources) -> None:

@@ -35,11 +35,14 @@ async def replay(
     progress: Callable[[float], None] | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     simulated_decode_s: float | None = DETERMINISTIC_DECODE_S,
+    diarize: bool = False,
+    max_speakers: int | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Replay decoded audio as one paced session; returns (session_id, all events in emission order).
 
     `simulated_decode_s`: how far each decode advances the simulated real-time clock. A constant (default) makes
     the transcript the same on any machine under any load; None uses each decode's measured time (latency eval).
+    `diarize`: label speakers by voice (single-channel audio only; a stereo file keeps its channel roles).
     """
     if channel_names is None and audio.is_dual_mono():
         audio = audio.mono()
@@ -50,7 +53,8 @@ async def replay(
         else:
             raise ValueError(f"{audio.channels} audio channels but {len(names)} channel names")
     config = SessionConfig(source=source, language=language, sample_rate_hz=audio.sample_rate_hz,
-                           channel_names=tuple(names), metadata=dict(metadata or {}))
+                           channel_names=tuple(names), metadata=dict(metadata or {}), diarize=diarize,
+                           max_speakers=max_speakers)
     session = await manager.open_session(config, overflow="block", paced=True, paced_decode_s=simulated_decode_s)
     _history, sub = session.subscribe()
     events: list[dict[str, Any]] = []
@@ -81,7 +85,10 @@ async def replay(
 
 
 def finals(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in events if e.get("type") == "transcript" and e.get("kind") == "final"]
+    """The final captions, with speaker labels as the session finally established them (diarization)."""
+    from intelligence.speakers import relabelled_finals
+
+    return relabelled_finals(events)
 
 
 def utterances(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

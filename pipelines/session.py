@@ -33,6 +33,7 @@ from intelligence.types import TranscriptEvent
 from pipelines.bus import SessionBus, Subscriber
 from pipelines.channel import ChannelTranscriber, DecodeJob, StreamingParams
 from pipelines.config import SessionConfig
+from pipelines.diarize import LiveDiarizer
 from pipelines.errors import BadAudio, CapacityExceeded, SessionClosed
 from pipelines.executor import AsrExecutor
 from pipelines.recorder import CallRecorder
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 
 Overflow = Literal["block", "drop_oldest"]
 MAX_UTTERANCE_S = 20.0  # a monologue without pauses is handed to enrichment in pieces of about this length
+# A caption's speaker label may be revised once, while the diarizer's evidence is still growing; past this much
+# audio after the caption, its live label stands (the end-of-session relabelling is separate and final).
+SPEAKER_REVISION_WINDOW_S = 30.0
 _EOS = object()
 
 
@@ -166,6 +170,10 @@ class LiveSession:
         self.audio_path: Path | None = None
         self.recent_audio = [AudioRing(60.0) for _ in config.channel_names]
         self._open_utterance: list[list[TranscriptEvent]] = [[] for _ in config.channel_names]
+        self.diarizer: LiveDiarizer | None = (
+            LiveDiarizer(manager.speaker_encoder, max_speakers=config.max_speakers) if config.diarized else None
+        )
+        self._unrevised: dict[str, tuple[float, float, str]] = {}  # finals whose speaker may still be revised
         self.enrichers: list[Enricher] = [f(self) for f in manager.enricher_factories]
         self._tasks = [asyncio.create_task(self._channel_loop(i), name=f"{session_id}-ch{i}")
                        for i in range(config.num_channels)]
@@ -243,12 +251,21 @@ class LiveSession:
     async def _emit_transcripts(self, events: list[TranscriptEvent], utterance_end: bool = False,
                                 channel: int | None = None) -> None:
         for ev in events:
+            if self.diarizer is not None:
+                ev = replace(ev, speaker=self.diarizer.speaker_at(ev.start_s, ev.end_s))
             if ev.kind == "final":
                 self.stats.finals += 1
             else:
                 self.stats.partials += 1
+            if ev.kind == "final":
+                pending = self._open_utterance[ev.channel]
+                if pending and pending[-1].speaker != ev.speaker:  # a new voice starts a new utterance
+                    await self._close_utterance(ev.channel)
             await self.emit(ev.to_dict())
             if ev.kind == "final":
+                if self.diarizer is not None:
+                    await self._revise_speakers(ev.end_s)
+                    self._unrevised[ev.segment_id] = (ev.start_s, ev.end_s, ev.speaker)
                 self._open_utterance[ev.channel].append(ev)
                 for enricher in self.enrichers:
                     await self._safely(enricher.on_final(self, ev))
@@ -256,11 +273,51 @@ class LiveSession:
             pending = self._open_utterance[channel]
             long_enough = pending and pending[-1].end_s - pending[0].start_s >= MAX_UTTERANCE_S
             if pending and (utterance_end or long_enough):
-                utt = Utterance(channel, pending[0].speaker, tuple(pending))
-                self._open_utterance[channel] = []
-                await self.emit(utt.to_dict())
-                for enricher in self.enrichers:
-                    await self._safely(enricher.on_utterance(self, utt))
+                await self._close_utterance(channel)
+
+    async def _close_utterance(self, channel: int) -> None:
+        pending = self._open_utterance[channel]
+        if not pending:
+            return
+        utt = Utterance(channel, pending[0].speaker, tuple(pending))
+        self._open_utterance[channel] = []
+        await self.emit(utt.to_dict())
+        for enricher in self.enrichers:
+            await self._safely(enricher.on_utterance(self, utt))
+
+    async def _revise_speakers(self, now_s: float) -> None:
+        """Revise, once, the speaker of earlier finals whose label the growing evidence now contradicts."""
+        assert self.diarizer is not None
+        for segment_id, (start_s, end_s, speaker) in list(self._unrevised.items()):
+            label = self.diarizer.speaker_at(start_s, end_s)
+            if label != speaker:
+                del self._unrevised[segment_id]
+                await self.emit({"type": "speaker_update", "segment_id": segment_id, "channel": 0,
+                                 "start_s": start_s, "end_s": end_s, "speaker": label,
+                                 "previous_speaker": speaker, "final": False})
+            elif now_s - end_s > SPEAKER_REVISION_WINDOW_S:
+                del self._unrevised[segment_id]
+
+    async def _finish_diarization(self) -> None:
+        """Cluster the whole session once more and publish its speaker turns and the final label of every
+        caption whose label changes (the consistent relabelling after the call)."""
+        if self.diarizer is None:
+            return
+        turns = await asyncio.to_thread(self.diarizer.finish)
+        from intelligence.diarization import majority_speaker
+        from intelligence.speakers import current_speakers
+
+        shown = current_speakers(self.history)
+        relabel: dict[str, str] = {}
+        for ev in self.history:
+            if ev.get("type") == "transcript" and ev.get("kind") == "final":
+                label = majority_speaker(turns, ev["start_s"], ev["end_s"])
+                if label is not None and label != shown.get(ev["segment_id"]):
+                    relabel[ev["segment_id"]] = label
+        await self.emit({"type": "diarization", "channel": 0, "final": True,
+                         "speakers": sorted({t.speaker for t in turns}, key=lambda x: int(x[1:])),
+                         "turns": [{"start_s": t.start_s, "end_s": t.end_s, "speaker": t.speaker} for t in turns],
+                         "relabel": relabel, "windows": self.diarizer.windows_embedded})
 
     async def _safely(self, coro) -> None:
         try:
@@ -307,6 +364,8 @@ class LiveSession:
     def _feed(self, ct: ChannelTranscriber, data: bytes) -> None:
         samples = ct.feed(data)
         self.recent_audio[ct.channel].write(samples)
+        if self.diarizer is not None:
+            self.diarizer.feed(samples)
         if self.recorder is not None:
             self.recorder.write(ct.channel, samples)
 
@@ -404,6 +463,10 @@ class LiveSession:
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
                 log.error("session %s channel task ended with %r", self.session_id, r)
+        try:
+            await self._finish_diarization()
+        except Exception:  # the captions stand with their live labels
+            log.exception("diarization failed at the end of session %s", self.session_id)
         for enricher in self.enrichers:
             await self._safely(enricher.finish(self))
         for ct in self.transcribers:
@@ -450,8 +513,11 @@ class SessionManager:
         denoiser_factory: Callable[[], Any] | None = None,
         enricher_factories: list[EnricherFactory] | None = None,
         audio_dir: Path | None = None,
+        speaker_encoder_factory: Callable[[], Any] | None = None,
     ) -> None:
         self._executor_factory = executor_factory
+        self._speaker_encoder_factory = speaker_encoder_factory
+        self._speaker_encoder: Any = None
         self._executor: AsrExecutor | None = None
         self.sink = sink
         self.streaming = streaming or StreamingParams()
@@ -468,6 +534,20 @@ class SessionManager:
         if self._executor is None:
             self._executor = self._executor_factory()
         return self._executor
+
+    @property
+    def speaker_encoder(self) -> Any:
+        """The shared speaker-embedding model (loaded by `open_session` when a session diarizes)."""
+        if self._speaker_encoder is None:
+            self._speaker_encoder = self._make_speaker_encoder()
+        return self._speaker_encoder
+
+    def _make_speaker_encoder(self) -> Any:
+        if self._speaker_encoder_factory is not None:
+            return self._speaker_encoder_factory()
+        from models.speaker import SpeakerEncoder
+
+        return SpeakerEncoder()
 
     @property
     def channels_in_use(self) -> int:
@@ -505,6 +585,8 @@ class SessionManager:
         if session_id in self.sessions:
             raise ValueError(f"session {session_id} is already live")
         await self._loaded_executor()
+        if config.diarized and self._speaker_encoder is None:
+            self._speaker_encoder = await asyncio.to_thread(self._make_speaker_encoder)
         await self.sink.create_session(session_id, config, self.executor.decoder.model_name)
         session = LiveSession(self, config, session_id, overflow=overflow, paced=paced,
                               denoiser_factory=self.denoiser_factory, paced_decode_s=paced_decode_s)

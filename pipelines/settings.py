@@ -68,6 +68,9 @@ class HarkenSettings(BaseSettings):
     audiosocket_port: int | None = None
     audiosocket_agent_port: int | None = None  # agent legs; paired with customer legs by call UUID
     # Enrichment
+    # Diarize every single-channel session (else only when the client asks, `"diarize": true`)
+    diarize_mono: bool = False
+    minutes: bool = True  # minutes (summary, decisions, action items ...) when a session ends
     classifiers: bool = True  # intent, emotion, sentiment, voice emotion, escalation alerts
     compliance: bool = True  # policy-pack rules on every session
     # meaning-level clause detectors (models/clauses) answer the packs' `clause:<family>` phrases

@@ -95,3 +95,19 @@ class Minutes:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def minutes_from_dict(d: dict[str, Any]) -> Minutes:
+    """A `Minutes` back from its JSON form (as stored in a `minutes` event)."""
+
+    def many(key: str, cls: type) -> list[Any]:
+        return [cls(**item) for item in d.get(key) or []]
+
+    return Minutes(
+        language=str(d.get("language", "en")), duration_s=float(d.get("duration_s") or 0.0),
+        method=str(d.get("method", "extractive")), summary=many("summary", SummarySentence),
+        decisions=many("decisions", Decision), action_items=many("action_items", ActionItem),
+        open_questions=many("open_questions", OpenQuestion), chapters=many("chapters", Chapter),
+        speakers=many("speakers", SpeakerStats), sentiment_arc=many("sentiment_arc", SentimentPoint),
+        warnings=list(d.get("warnings") or []),
+    )
