@@ -36,6 +36,7 @@ import argparse
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -143,7 +144,7 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         examples = load_minutes(args.data, args.format, args.limit)
     except MinutesDataError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     run = evaluate(examples)
@@ -155,6 +156,7 @@ def _eval(args: argparse.Namespace) -> int:
         "budget": BUDGET,
         "rouge": run["means"]["ours"],
         "baselines": {"lead": run["means"]["lead"], "textrank": run["means"]["textrank"]},
+        "rougeL_wins": {b: sum(r["ours"]["rougeL"] > r[b]["rougeL"] for r in run["rows"]) for b in ("lead", "textrank")},
         "seconds": round(time.perf_counter() - t0, 1),
         "seconds_by_method": run["seconds"],
         "per_meeting": run["rows"],
@@ -172,4 +174,7 @@ def format_table(result: dict[str, Any]) -> str:
     named = [("ours", result["rouge"])] + list(result["baselines"].items())
     for name, s in named:
         lines.append(f"{name:<10} " + " ".join(f"{100 * s[k]:6.2f}" for k in ROUGE_TYPES))
+    wins = ", ".join(f"{b} {n}/{result['meetings']}" for b, n in result.get("rougeL_wins", {}).items())
+    if wins:
+        lines.append(f"meetings where ours has the higher ROUGE-L: {wins}")
     return "\n".join(lines)

