@@ -14,6 +14,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from api.auth import require_api_key, websocket_authorized
 from api.schemas import SessionSummary
 from intelligence.captions import build_cues, plain_text, to_srt, to_webvtt
+from intelligence.speakers import relabelled_finals
 
 SSE_KEEPALIVE_S = 15.0
 
@@ -74,8 +75,9 @@ def build_router() -> APIRouter:
         row = await asyncio.to_thread(state.store.get_session, session_id)
         if row is None:
             raise _not_found(session_id)
-        evs = await asyncio.to_thread(state.store.events, session_id, ("transcript",))
-        finals = [e for e in evs if e.get("kind") == "final"]
+        evs = await asyncio.to_thread(state.store.events, session_id,
+                                      ("transcript", "speaker_update", "diarization"))
+        finals = relabelled_finals(evs)  # speakers as diarization finally established them
         if format == "vtt":
             return PlainTextResponse(to_webvtt(build_cues(finals)), media_type="text/vtt; charset=utf-8")
         if format == "srt":

@@ -80,7 +80,11 @@ def test_stored_session_minutes_over_the_api(tmp_path: Path) -> None:
     settings = HarkenSettings(data_dir=tmp_path, asr_warm_up=False, classifiers=False, compliance=False)
     store = Store(settings.resolved_database_url())
     store.create_session("meet1", "websocket", "en", ["speaker"], {})
-    store.add_events([("meet1", e["seq"], e) for e in _events("meet1")])
+    events = _events("meet1")
+    # a live revision of the first caption's speaker, and the end-of-session relabelling of the second
+    events.append({"type": "speaker_update", "segment_id": "c0-00000", "speaker": "S4", "seq": 100})
+    events.append({"type": "diarization", "relabel": {"c0-00001": "S5"}, "turns": [], "seq": 101})
+    store.add_events([("meet1", e["seq"], e) for e in events])
     store.update_session("meet1", status="ended")
     store.close()
     with running_server(settings) as base:
@@ -94,6 +98,8 @@ def test_stored_session_minutes_over_the_api(tmp_path: Path) -> None:
         html = httpx.get(f"{base}/v1/sessions/meet1/minutes?format=html", timeout=60)
         assert html.status_code == 200 and html.text.lstrip().lower().startswith("<!doctype html")
         assert "<script" not in html.text.lower()
+        vtt = httpx.get(f"{base}/v1/sessions/meet1/transcript?format=vtt", timeout=30).text
+        assert "<v S4>Good morning" in vtt and "<v S5>The security audit" in vtt
         assert httpx.get(f"{base}/v1/sessions/nope/minutes", timeout=30).status_code == 404
         assert httpx.get(f"{base}/v1/sessions/meet1/minutes?format=pdf", timeout=30).status_code == 422
 
