@@ -315,7 +315,8 @@ class LiveSession:
                 if label is not None and label != shown.get(ev["segment_id"]):
                     relabel[ev["segment_id"]] = label
         await self.emit({"type": "diarization", "channel": 0, "final": True,
-                         "speakers": sorted({t.speaker for t in turns}, key=lambda x: int(x[1:])),
+                         # silence still has one (silent) speaker: consumers never divide by zero speakers
+                         "speakers": sorted({t.speaker for t in turns}, key=lambda x: int(x[1:])) or ["S1"],
                          "turns": [{"start_s": t.start_s, "end_s": t.end_s, "speaker": t.speaker} for t in turns],
                          "relabel": relabel, "windows": self.diarizer.windows_embedded})
 

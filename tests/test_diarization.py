@@ -160,3 +160,30 @@ def test_diarized_session_labels_captions_and_relabels_at_the_end(shared_data: P
     # minutes at the end of the session count both speakers
     minutes = [e for e in events if e["type"] == "minutes"]
     assert minutes and {s["speaker"] for s in minutes[-1]["minutes"]["speakers"]} == {"S1", "S2"}
+
+
+def test_silent_diarized_session_has_one_speaker_and_says_so_in_its_minutes() -> None:
+    from pipelines.audio_io import DecodedAudio
+    from pipelines.minutes_stage import minutes_factory
+    from pipelines.offline import replay
+    from pipelines.runtime import build_runtime
+    from pipelines.settings import HarkenSettings
+
+    silence = DecodedAudio(np.zeros((16000 * 8, 1), dtype=np.int16), 16000)
+
+    async def run() -> list[dict]:
+        settings = HarkenSettings(database_url="sqlite://", store_audio=False, classifiers=False, compliance=False,
+                                  asr_model="tiny.en")
+        rt = build_runtime(settings, enrichers=[minutes_factory(settings)])
+        try:
+            _sid, events = await replay(rt.manager, silence, language="en", diarize=True)
+            return events
+        finally:
+            await rt.aclose()
+
+    events = asyncio.run(run())
+    assert not [e for e in events if e["type"] == "error"]
+    diar = [e for e in events if e["type"] == "diarization"]
+    assert diar and diar[0]["speakers"] == ["S1"] and diar[0]["turns"] == []
+    minutes = [e for e in events if e["type"] == "minutes"][-1]["minutes"]
+    assert minutes["summary"] == [] and "little to summarise" in minutes["warnings"][0]

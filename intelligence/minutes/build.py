@@ -75,7 +75,8 @@ def build_minutes(utts: Sequence[MinutesUtterance], *, language: str = "auto", e
     duration = max((u.end_s for u in utts), default=0.0) - min((u.start_s for u in utts), default=0.0)
     m = Minutes(language=lang, duration_s=round(max(duration, 0.0), 3), method="extractive")
     if not utts:
-        m.warnings.append("no speech was transcribed" if lang == "en" else "没有转写到语音")
+        m.warnings.append("no speech was transcribed: little to summarise" if lang == "en"
+                          else "没有转写到语音，无可总结")
         return m
     m.speakers = speaker_stats(utts)
     m.sentiment_arc = sentiment_arc(utts)
