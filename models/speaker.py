@@ -42,16 +42,27 @@ def _mel_basis() -> np.ndarray:
     return librosa.filters.mel(sr=SAMPLE_RATE_HZ, n_fft=400, n_mels=40).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=1)
+def _window() -> np.ndarray:
+    import scipy.signal
+
+    return scipy.signal.get_window("hann", 400, fftbins=True).astype(np.float32)
+
+
 def mel_frames(wav: np.ndarray) -> np.ndarray:
     """(frames, 40) power mel spectrogram of 16 kHz float audio, one frame per 10 ms.
 
-    The same as `librosa.feature.melspectrogram(sr=16000, n_fft=400, hop_length=160, n_mels=40)` (what the
-    encoder was trained on), with the filter bank built once instead of on every call.
+    Equal (to float rounding) to `librosa.feature.melspectrogram(sr=16000, n_fft=400, hop_length=160,
+    n_mels=40)`, what the encoder was trained on, with the filter bank built once and the STFT done directly with
+    numpy: librosa's per-call checks cost ~20 ms on a 1.6 s window, more than the encoder itself.
     """
-    import librosa
-
-    spec = np.abs(librosa.stft(wav.astype(np.float32), n_fft=400, hop_length=HOP_SAMPLES)) ** 2
-    return np.ascontiguousarray((_mel_basis() @ spec).T, dtype=np.float32)
+    x = np.pad(wav.astype(np.float32, copy=False), 200)  # center=True, zero padding (librosa's default)
+    n = 1 + (len(x) - 400) // HOP_SAMPLES
+    if n <= 0:
+        return np.zeros((0, 40), dtype=np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(x, 400)[::HOP_SAMPLES][:n] * _window()
+    power = np.abs(np.fft.rfft(frames, axis=1)).astype(np.float32) ** 2
+    return np.ascontiguousarray(power @ _mel_basis().T, dtype=np.float32)
 
 
 def normalize_volume(wav: np.ndarray) -> np.ndarray:
