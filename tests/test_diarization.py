@@ -116,29 +116,38 @@ def test_stray_windows_do_not_become_a_speaker() -> None:
     assert len(set(labels[:60].tolist())) == 1 and len(set(labels[60:100].tolist())) == 1
 
 
+def _replay_diarized(audio, language: str, **settings_overrides) -> list[dict]:
+    """All events of a diarized file replay through the streaming pipeline, with minutes at the end."""
+    from pipelines.minutes_stage import minutes_factory
+    from pipelines.offline import replay
+    from pipelines.runtime import build_runtime
+    from pipelines.settings import HarkenSettings
+
+    settings = HarkenSettings(database_url="sqlite://", store_audio=False, classifiers=False, compliance=False,
+                              **settings_overrides)
+
+    async def run() -> list[dict]:
+        rt = build_runtime(settings, enrichers=[minutes_factory(settings)])
+        try:
+            _sid, events = await replay(rt.manager, audio, language=language, diarize=True)
+            return events
+        finally:
+            await rt.aclose()
+
+    return asyncio.run(run())
+
+
 @pytest.mark.slow
 def test_diarized_session_labels_captions_and_relabels_at_the_end(shared_data: Path) -> None:
     from intelligence.captions import build_cues, to_webvtt
-    from pipelines.minutes_stage import minutes_factory
-    from pipelines.offline import finals, replay
-    from pipelines.runtime import build_runtime
-    from pipelines.settings import HarkenSettings
+    from pipelines.offline import finals
 
     audio = read_audio(shared_data / "calls" / "dev" / "audio" / "dev_zh_03.mono16k.flac")
     gt = json.loads((shared_data / "calls" / "dev" / "gt" / "dev_zh_03.json").read_text())
     cut_s = 40.0
     audio = type(audio)(audio.samples[: int(cut_s * audio.sample_rate_hz)], audio.sample_rate_hz)
 
-    async def run() -> list[dict]:
-        settings = HarkenSettings(database_url="sqlite://", store_audio=False, classifiers=False, compliance=False)
-        rt = build_runtime(settings, enrichers=[minutes_factory(settings)])
-        try:
-            _sid, events = await replay(rt.manager, audio, language="zh", diarize=True)
-            return events
-        finally:
-            await rt.aclose()
-
-    events = asyncio.run(run())
+    events = _replay_diarized(audio, "zh")
     fin = finals(events)
     diar = [e for e in events if e["type"] == "diarization"]
     assert len(diar) == 1 and diar[0]["speakers"] == ["S1", "S2"]
@@ -164,24 +173,10 @@ def test_diarized_session_labels_captions_and_relabels_at_the_end(shared_data: P
 
 def test_silent_diarized_session_has_one_speaker_and_says_so_in_its_minutes() -> None:
     from pipelines.audio_io import DecodedAudio
-    from pipelines.minutes_stage import minutes_factory
-    from pipelines.offline import replay
-    from pipelines.runtime import build_runtime
-    from pipelines.settings import HarkenSettings
 
     silence = DecodedAudio(np.zeros((16000 * 8, 1), dtype=np.int16), 16000)
 
-    async def run() -> list[dict]:
-        settings = HarkenSettings(database_url="sqlite://", store_audio=False, classifiers=False, compliance=False,
-                                  asr_model="tiny.en")
-        rt = build_runtime(settings, enrichers=[minutes_factory(settings)])
-        try:
-            _sid, events = await replay(rt.manager, silence, language="en", diarize=True)
-            return events
-        finally:
-            await rt.aclose()
-
-    events = asyncio.run(run())
+    events = _replay_diarized(silence, "en", asr_model="tiny.en")
     assert not [e for e in events if e["type"] == "error"]
     diar = [e for e in events if e["type"] == "diarization"]
     assert diar and diar[0]["speakers"] == ["S1"] and diar[0]["turns"] == []

@@ -454,16 +454,23 @@ def _default_embedder() -> _CachedE5:
 # -- baselines -------------------------------------------------------------------------------------------------
 
 
+def _baseline_setup(utterances: Sequence[MinutesUtterance], language: str, max_chars: int | None,
+                    max_units: int | None) -> tuple[bool, list[SummarySentence], int, Callable[[str], int]]:
+    """What both baselines start from: language, sentences as said, the budget and how length is counted."""
+    mandarin = is_mandarin(language, [u.text for u in utterances])
+    sentences = split_sentences(utterances)
+    if not sentences:
+        return mandarin, [], 0, _length_fn(mandarin, max_units)
+    return mandarin, sentences, _budget(sentences, mandarin, max_chars, max_units), _length_fn(mandarin, max_units)
+
+
 def lead_k(utterances: Sequence[MinutesUtterance], *, language: str, max_chars: int | None = None,
            embedder: Embedder | None = None, max_units: int | None = None) -> list[SummarySentence]:
     """Baseline: the meeting's first sentences (mark-up removed, otherwise as said) up to the budget."""
     del embedder  # same signature as summarize; lead needs no model
-    mandarin = is_mandarin(language, [u.text for u in utterances])
-    sentences = split_sentences(utterances)
+    mandarin, sentences, budget, length = _baseline_setup(utterances, language, max_chars, max_units)
     if not sentences:
         return []
-    budget = _budget(sentences, mandarin, max_chars, max_units)
-    length = _length_fn(mandarin, max_units)
     texts = [s.text for s in sentences]
     picked = _fill(range(len(sentences)), texts, length, budget)
     return [sentences[i] for i in picked] or [_clip(sentences[0], length, budget)]
@@ -474,12 +481,9 @@ def textrank(utterances: Sequence[MinutesUtterance], *, language: str, max_chars
     """Baseline: TextRank (Mihalcea & Tarau, 2004). Sentences are nodes, edges weigh shared content words by
     |overlap| / (log|s1| + log|s2|), PageRank (d = 0.85) ranks them; the top ones that fit, in time order."""
     del embedder
-    mandarin = is_mandarin(language, [u.text for u in utterances])
-    sentences = split_sentences(utterances)
+    mandarin, sentences, budget, length = _baseline_setup(utterances, language, max_chars, max_units)
     if not sentences:
         return []
-    budget = _budget(sentences, mandarin, max_chars, max_units)
-    length = _length_fn(mandarin, max_units)
     scores = _pagerank(_overlap_graph([_terms(s.text, mandarin) for s in sentences]))
     order = np.argsort(-scores, kind="stable")
     picked = _fill([int(i) for i in order], [s.text for s in sentences], length, budget)
