@@ -107,18 +107,19 @@ class LiveDiarizer:
         p = self.params
         win = int(p.window_s * SAMPLE_RATE_HZ)
         hop = int(p.hop_s * SAMPLE_RATE_HZ)
-        speech = self._speech_mask()
         batch, starts = [], []
         while self._next_window * hop + win <= self._received:
             start = self._next_window * hop
             a, b = int(start / SAMPLE_RATE_HZ / FRAME_S), int((start + win) / SAMPLE_RATE_HZ / FRAME_S)
-            if b > len(speech):
+            if b > len(self._speech):
                 break  # its last VAD frame is not complete yet
             self._next_window += 1
-            fraction = float(speech[a:b].mean())
+            # only this window's VAD flags: copying the whole session's flags on every feed grows with the call
+            window_speech = self._speech_mask(a, b)
+            fraction = float(window_speech.mean())
             if fraction < p.min_speech_fraction:
                 continue
-            self._clean.append(_single_region(speech[a:b], int(p.max_inner_pause_s / FRAME_S)))
+            self._clean.append(_single_region(window_speech, int(p.max_inner_pause_s / FRAME_S)))
             wav = self._audio[start - self._audio_base : start + win - self._audio_base].astype(np.float32) / 32768
             mel = mel_frames(normalize_volume(wav))[: int(round(p.window_s * 100))]
             batch.append(mel)
@@ -175,8 +176,9 @@ class LiveDiarizer:
         with self._lock:
             self._state = state
 
-    def _speech_mask(self) -> np.ndarray:
-        return np.frombuffer(bytes(self._speech), dtype=np.uint8).astype(bool)
+    def _speech_mask(self, start: int = 0, end: int | None = None) -> np.ndarray:
+        """VAD flags of frames [start, end) as booleans."""
+        return np.frombuffer(bytes(self._speech[start:end]), dtype=np.uint8).astype(bool)
 
     def finish(self) -> list[SpeakerTurn]:
         """End of stream: cluster everything once more and return the session's speaker turns."""
@@ -202,7 +204,7 @@ class LiveDiarizer:
         a = max(0, int(start_s / FRAME_S))
         b = max(a + 1, int(np.ceil(end_s / FRAME_S)))
         speech = np.ones(b - a, dtype=bool)  # frames the VAD has not seen yet count as speech
-        known = np.frombuffer(bytes(self._speech[a:b]), dtype=np.uint8).astype(bool)
+        known = self._speech_mask(a, b)
         speech[: len(known)] = known
         if not speech.any():
             speech = np.ones(b - a, dtype=bool)  # no VAD speech in the span: label it by position alone
