@@ -27,9 +27,11 @@ def _wire_compliance_services(state: HarkenState) -> None:
     from intelligence.audit_chain import AuditChain
     from intelligence.tickets import TicketService
     from pipelines.audit_store import SqlAuditStorage
+    from pipelines.identity_store import IdentityStore
     from pipelines.ticket_store import SqlTicketRepository
 
     engine = state.runtime.store.engine
+    state.identity = IdentityStore(engine)
     state.audit = AuditChain(SqlAuditStorage(engine))
     state.tickets = TicketService(SqlTicketRepository(engine), state.audit)
     if state.settings.webhook_url:
@@ -39,8 +41,11 @@ def _wire_compliance_services(state: HarkenState) -> None:
 
 
 def create_app(settings: HarkenSettings | None = None) -> FastAPI:
+    from api.ratelimit import LoginLimiter
+
     settings = settings or HarkenSettings()
-    state = HarkenState(settings=settings)
+    state = HarkenState(settings=settings, login_limiter=LoginLimiter(settings.login_max_failures,
+                                                                      settings.login_window_s))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -105,8 +110,10 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
         log.exception("unhandled error on %s", request.url.path)
         return JSONResponse(status_code=500, content={"code": "internal", "message": "internal error"})
 
-    from api import landing, routes_sessions, routes_stream
+    from api import landing, routes_auth, routes_console, routes_sessions, routes_stream
 
+    app.include_router(routes_console.build_router())
+    app.include_router(routes_auth.build_router())
     app.include_router(landing.build_router())
     app.include_router(routes_stream.build_router())
     app.include_router(routes_sessions.build_router())

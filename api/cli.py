@@ -20,6 +20,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "api.cli_core",
     "api.cli_minutes",
+    "api.cli_identity",
     "eval.asr_cli",
     "eval.denoise_cli",
     "eval.classifiers_cli",

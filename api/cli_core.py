@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--realtime", action="store_true", help="send at real-time speed")
     p.add_argument("--language", choices=("en", "zh", "auto"), default="auto")
     p.add_argument("--finals-only", action="store_true")
-    p.add_argument("--api-key", default=None)
+    p.add_argument("--api-key", default=os.environ.get("HARKEN_API_KEY"),
+                   help="an API key with the ingest scope (default: $HARKEN_API_KEY)")
     p.set_defaults(func=_stream)
 
     p = sub.add_parser("models", help="list or pull ASR models")
@@ -65,6 +67,15 @@ def _serve(args: argparse.Namespace) -> int:
     from api.app import create_app
 
     settings = _settings(data_dir=args.data_dir)
+    if settings.auth:
+        from api.cli_identity import _open, ensure_first_admin
+
+        identity, audit = _open(args.data_dir)
+        shown = ensure_first_admin(identity, audit, settings.admin_password)
+        identity.engine.dispose()
+        if shown:  # printed once, never logged
+            print(f"\nharken: first admin created. Sign in at http://{args.host}:{args.port}/ as 'admin' with "
+                  f"password: {shown}\n(shown once; set HARKEN_ADMIN_PASSWORD to choose it)\n", flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", ws_max_size=1 << 20)
     return 0
 
@@ -185,6 +196,12 @@ async def _stream_async(args: argparse.Namespace, audio) -> int:
                     break
             await send_task
             return rc
+    except websockets.exceptions.InvalidStatus as exc:
+        status = exc.response.status_code
+        hint = " (refused: pass an API key with the ingest scope, --api-key or HARKEN_API_KEY; create one with " \
+               "`harken keys create --scopes ingest`)" if status in (401, 403) else ""
+        print(f"harken: cannot stream to {args.url}: HTTP {status}{hint}", file=sys.stderr)
+        return 2
     except (OSError, websockets.exceptions.WebSocketException) as exc:
         print(f"harken: cannot stream to {args.url}: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""The landing page at `/`: what is running and where to go next. Counts only, never session content."""
+"""The service page at `/about` (the console is at `/`): what is running and where to go next. Counts only, never session content."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from fastapi.responses import HTMLResponse
 LANDING_PAGE = Path(__file__).resolve().parent / "static" / "landing.html"
 
 LINKS = (
+    ("/", "console", "live wall, calls, tickets, review and policies (sign in)"),
     ("/docs", "API docs", "interactive OpenAPI reference of every REST endpoint"),
     ("/webrtc", "WebRTC page", "live captions from your microphone or a browser tab"),
     ("/healthz", "health check", "JSON: ready or starting, live sessions, channels in use"),
     ("/metrics", "metrics", "Prometheus metrics: sessions, decode times, tap packet counters"),
-    ("/v1/sessions", "sessions", "sessions, newest first, as JSON (needs the API key when one is set)"),
+    ("/v1/sessions", "sessions", "sessions, newest first, as JSON (sign in or send an API key)"),
 )
 
 
@@ -54,11 +55,12 @@ async def _facts(state) -> list[tuple[str, str]]:
     ]
     if not settings.compliance:
         facts.append(("policy packs", "compliance off"))
-    elif settings.api_key:  # the page is public: with auth on, say how many packs, not which
+    elif settings.api_key or settings.auth:  # the page is public: with auth on, say how many packs, not which
         facts.append(("policy packs", f"{len(packs)} loaded"))
     else:
         facts.append(("policy packs", ", ".join(packs) if packs else "none loaded yet"))
-    facts.append(("API key", "required (X-API-Key or ?api_key=)" if settings.api_key else "not required"))
+    secured = settings.api_key or settings.auth
+    facts.append(("access", "sign-in or API key required (Authorization: Bearer)" if secured else "open (auth off)"))
     return facts
 
 
@@ -74,7 +76,7 @@ def render(facts: list[tuple[str, str]], stream_url: str = "ws://HOST/v1/stream"
 def build_router() -> APIRouter:
     router = APIRouter()
 
-    @router.get("/", include_in_schema=False)
+    @router.get("/about", include_in_schema=False)
     async def landing(request: Request) -> HTMLResponse:
         base = str(request.base_url)  # built from the Host header: escaped in render()
         stream_url = ("wss" if base.startswith("https") else "ws") + base[base.index(":"):] + "v1/stream"

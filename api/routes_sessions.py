@@ -11,55 +11,55 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from api.auth import require_api_key, websocket_authorized
+from api.auth import require, visible_session, websocket_principal
 from api.schemas import SessionSummary
+from intelligence.access import Perm, Principal
 from intelligence.captions import build_cues, plain_text, to_srt, to_webvtt
+from intelligence.redaction import redact_event_evidence
 from intelligence.speakers import relabelled_finals
 
 SSE_KEEPALIVE_S = 15.0
 
 
-def _not_found(session_id: str) -> HTTPException:
-    return HTTPException(status_code=404, detail={"code": "not_found", "message": f"no session {session_id}"})
+READ = Depends(require(Perm.SESSIONS_READ))
 
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1/sessions")
 
-    @router.get("", dependencies=[Depends(require_api_key)])
+    @router.get("")
     async def list_sessions(request: Request, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
-                            status: str | None = None) -> list[SessionSummary]:
+                            status: str | None = None, p: Principal = READ) -> list[SessionSummary]:
+        """The caller's tenant's sessions, newest first (an agent: their own calls)."""
         state = request.app.state.harken
-        rows = await asyncio.to_thread(state.store.list_sessions, limit, offset, status)
+        rows = await asyncio.to_thread(state.store.list_sessions, limit, offset, status, p.tenant_id)
         live = state.manager.sessions
-        return [SessionSummary(**r.to_dict(), live=r.id in live) for r in rows]
+        return [SessionSummary(**r.to_dict(), live=r.id in live, agent=r.agent) for r in rows
+                if p.sees_session(r.tenant_id, r.metadata)]
 
-    @router.get("/{session_id}", dependencies=[Depends(require_api_key)])
-    async def get_session(request: Request, session_id: str) -> dict[str, Any]:
+    @router.get("/{session_id}")
+    async def get_session(request: Request, session_id: str, p: Principal = READ) -> dict[str, Any]:
         state = request.app.state.harken
-        row = await asyncio.to_thread(state.store.get_session, session_id)
-        if row is None:
-            raise _not_found(session_id)
-        out = SessionSummary(**row.to_dict(), live=session_id in state.manager.sessions).model_dump()
+        row = await visible_session(state, p, session_id)
+        out = SessionSummary(**row.to_dict(), live=session_id in state.manager.sessions, agent=row.agent).model_dump()
         out["stats"] = row.stats
         return out
 
-    @router.get("/{session_id}/events", dependencies=[Depends(require_api_key)])
+    @router.get("/{session_id}/events")
     async def events(request: Request, session_id: str, after_seq: int = -1,
-                     type: str | None = None) -> list[dict[str, Any]]:
+                     type: str | None = None, p: Principal = READ) -> list[dict[str, Any]]:
         state = request.app.state.harken
-        if await asyncio.to_thread(state.store.get_session, session_id) is None:
-            raise _not_found(session_id)
+        await visible_session(state, p, session_id)
         types = tuple(type.split(",")) if type else None
-        return await asyncio.to_thread(state.store.events, session_id, types, after_seq)
+        evs = await asyncio.to_thread(state.store.events, session_id, types, after_seq)
+        return [redact_event_evidence(e) for e in evs]
 
-    @router.get("/{session_id}/forms", dependencies=[Depends(require_api_key)])
-    async def forms(request: Request, session_id: str) -> dict[str, Any]:
+    @router.get("/{session_id}/forms")
+    async def forms(request: Request, session_id: str, p: Principal = READ) -> dict[str, Any]:
         """The QA evaluation forms of the session's latest scorecard (answers, evidence quotes and times,
         unanswered questions). 404 `not_scored` while the call has no scorecard (it is scored when it ends)."""
         state = request.app.state.harken
-        if await asyncio.to_thread(state.store.get_session, session_id) is None:
-            raise _not_found(session_id)
+        await visible_session(state, p, session_id)
         cards = await asyncio.to_thread(state.store.events, session_id, ("scorecard",))
         if not cards:
             raise HTTPException(status_code=404, detail={
@@ -68,13 +68,11 @@ def build_router() -> APIRouter:
         return {"session_id": session_id, "scorecard_seq": card.get("seq"), "language": card.get("language"),
                 "forms": card.get("forms") or []}
 
-    @router.get("/{session_id}/transcript", dependencies=[Depends(require_api_key)])
+    @router.get("/{session_id}/transcript")
     async def transcript(request: Request, session_id: str,
-                         format: Literal["json", "vtt", "srt", "txt"] = "json"):
+                         format: Literal["json", "vtt", "srt", "txt"] = "json", p: Principal = READ):
         state = request.app.state.harken
-        row = await asyncio.to_thread(state.store.get_session, session_id)
-        if row is None:
-            raise _not_found(session_id)
+        row = await visible_session(state, p, session_id)
         evs = await asyncio.to_thread(state.store.events, session_id,
                                       ("transcript", "speaker_update", "diarization"))
         finals = relabelled_finals(evs)  # speakers as diarization finally established them
@@ -99,9 +97,9 @@ def build_router() -> APIRouter:
             },
         }
 
-    @router.get("/{session_id}/minutes", dependencies=[Depends(require_api_key)])
+    @router.get("/{session_id}/minutes")
     async def minutes(request: Request, session_id: str,
-                      format: Literal["json", "md", "html"] = "json") -> Any:
+                      format: Literal["json", "md", "html"] = "json", p: Principal = READ) -> Any:
         """The session's minutes. A live session's are built now from what it has said so far; an ended
         session's are the ones written when it ended (or built from its stored events if it has none)."""
         from fastapi.responses import HTMLResponse
@@ -111,13 +109,11 @@ def build_router() -> APIRouter:
         from pipelines.minutes_stage import minutes_of
 
         state = request.app.state.harken
+        row = await visible_session(state, p, session_id)
         live = state.manager.get(session_id)
         if live is not None:
             m = await asyncio.to_thread(minutes_of, list(live.history), live.config.language)
         else:
-            row = await asyncio.to_thread(state.store.get_session, session_id)
-            if row is None:
-                raise _not_found(session_id)
             stored = await asyncio.to_thread(state.store.events, session_id, ("minutes",))
             if stored:
                 m = minutes_from_dict(stored[-1]["minutes"])
@@ -135,10 +131,16 @@ def build_router() -> APIRouter:
     @router.websocket("/{session_id}/subscribe")
     async def subscribe_ws(ws: WebSocket, session_id: str) -> None:
         state = ws.app.state.harken
-        if not websocket_authorized(ws, state.settings):
+        p = await websocket_principal(ws, Perm.SESSIONS_READ)
+        if p is None:
             await ws.close(code=1008, reason="unauthorized")
             return
+        row = await asyncio.to_thread(state.store.get_session, session_id)
         await ws.accept()
+        if row is None or not p.sees_session(row.tenant_id, row.metadata):
+            await ws.send_json({"type": "error", "code": "not_found", "message": f"no session {session_id}"})
+            await ws.close(code=1008)
+            return
         try:
             async for ev in _follow(state, session_id):
                 await ws.send_json(ev)
@@ -149,12 +151,10 @@ def build_router() -> APIRouter:
             await ws.send_json({"type": "error", "code": "not_found", "message": f"no session {session_id}"})
             await ws.close(code=1008)
 
-    @router.get("/{session_id}/stream", dependencies=[Depends(require_api_key)])
-    async def subscribe_sse(request: Request, session_id: str) -> StreamingResponse:
+    @router.get("/{session_id}/stream")
+    async def subscribe_sse(request: Request, session_id: str, p: Principal = READ) -> StreamingResponse:
         state = request.app.state.harken
-        if state.manager.get(session_id) is None and \
-                await asyncio.to_thread(state.store.get_session, session_id) is None:
-            raise _not_found(session_id)
+        await visible_session(state, p, session_id)
 
         async def gen() -> AsyncIterator[str]:
             async for ev in _follow(state, session_id, keepalive_s=SSE_KEEPALIVE_S):
@@ -176,12 +176,12 @@ async def _follow(state, session_id: str, keepalive_s: float | None = None) -> A
         if await asyncio.to_thread(state.store.get_session, session_id) is None:
             raise KeyError(session_id)
         for ev in await asyncio.to_thread(state.store.events, session_id):
-            yield ev
+            yield redact_event_evidence(ev)
         return
     history, sub = session.subscribe()
     try:
         for ev in history:
-            yield ev
+            yield redact_event_evidence(ev)
         while True:
             try:
                 ev = await asyncio.wait_for(sub.queue.get(), timeout=keepalive_s) if keepalive_s else \
@@ -194,6 +194,6 @@ async def _follow(state, session_id: str, keepalive_s: float | None = None) -> A
                     yield {"type": "error", "code": "overflow",
                            "message": "subscriber too slow; resume from /events?after_seq="}
                 return
-            yield ev
+            yield redact_event_evidence(ev)
     finally:
         session.bus.unsubscribe(sub)

@@ -24,8 +24,9 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from api.auth import websocket_authorized
+from api.auth import websocket_principal
 from api.schemas import StartMessage
+from intelligence.access import Perm
 from pipelines.config import SessionConfig
 from pipelines.errors import BadAudio, CapacityExceeded
 from pipelines.session import LiveSession
@@ -61,7 +62,8 @@ def build_router() -> APIRouter:
     @router.websocket("/v1/stream")
     async def stream(ws: WebSocket) -> None:
         state = ws.app.state.harken
-        if not websocket_authorized(ws, state.settings):
+        principal = await websocket_principal(ws, Perm.INGEST)
+        if principal is None:
             await ws.close(code=1008, reason="unauthorized")
             return
         await ws.accept()
@@ -94,10 +96,13 @@ def build_router() -> APIRouter:
         packs = tuple(start.policy_packs) if start.policy_packs is not None else tuple(
             p for p in state.settings.policy_packs.split(",") if p
         )
+        metadata = dict(start.metadata)
+        if principal.own_calls_only:  # an agent streams their own calls only
+            metadata["agent"] = principal.agent_id
         config = SessionConfig(
             source="websocket", language=start.language,
             sample_rate_hz=start.sample_rate_hz, channel_names=names,
-            metadata=start.metadata, policy_packs=packs,
+            metadata=metadata, policy_packs=packs, tenant_id=principal.tenant_id,
             diarize=state.settings.diarize_mono if start.diarize is None else start.diarize,
             max_speakers=start.max_speakers,
         )

@@ -63,3 +63,5 @@ class SessionSummary(BaseModel):
     ended_at: float | None = None
     audio_s: float = 0.0
     live: bool = False
+    tenant_id: str = "default"
+    agent: str | None = None

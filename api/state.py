@@ -18,6 +18,8 @@ class HarkenState:
     extras: dict[str, Any] = field(default_factory=dict)
     tickets: Any = None  # intelligence.tickets.TicketService (api/tickets_routes.py)
     audit: Any = None  # intelligence.audit_chain.AuditChain
+    identity: Any = None  # pipelines.identity_store.IdentityStore (users, keys, sign-ins)
+    login_limiter: Any = None  # api.ratelimit.LoginLimiter
 
     @property
     def manager(self) -> SessionManager:

@@ -11,15 +11,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request, WebSocket
+from fastapi import APIRouter, Depends, Request, WebSocket
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocketState
 
+from api.auth import require, websocket_principal
+from intelligence.access import Perm, Principal
 from pipelines.taps.audiohook import AudioHookTap
 from pipelines.taps.audiohook_auth import SignatureError, verify_request
 from pipelines.taps.freeswitch import FreeSwitchForkTap
 from pipelines.taps.metrics import TapMetrics
 from pipelines.taps.twilio import TwilioMediaStreamTap
+from pipelines.tenancy import TenantManager
 
 logger = logging.getLogger("harken.taps")
 
@@ -69,23 +72,27 @@ def build_router() -> APIRouter:
 
     @router.websocket("/v1/taps/twilio")
     async def twilio_media_stream(websocket: WebSocket) -> None:
+        manager = await _ingest_manager(websocket)
+        if manager is None:
+            await _deny(websocket, 401)
+            return
         await websocket.accept()
-        tap = TwilioMediaStreamTap(
-            _state(websocket).manager, StarletteTransport(websocket), metrics=_tap_metrics(websocket)
-        )
+        tap = TwilioMediaStreamTap(manager, StarletteTransport(websocket), metrics=_tap_metrics(websocket))
         await tap.run()
 
     @router.websocket("/v1/taps/freeswitch")
     async def freeswitch_audio_fork(websocket: WebSocket) -> None:
+        manager = await _ingest_manager(websocket)
+        if manager is None:
+            await _deny(websocket, 401)
+            return
         offered = list(websocket.scope.get("subprotocols") or [])
         subprotocol = (
             FREESWITCH_SUBPROTOCOL if FREESWITCH_SUBPROTOCOL in offered else (offered[0] if offered else None)
         )
         await websocket.accept(subprotocol=subprotocol)
-        query = {k: v for k, v in websocket.query_params.items()}
-        tap = FreeSwitchForkTap(
-            _state(websocket).manager, StarletteTransport(websocket), query=query, metrics=_tap_metrics(websocket)
-        )
+        query = {k: v for k, v in websocket.query_params.items() if k != "api_key"}
+        tap = FreeSwitchForkTap(manager, StarletteTransport(websocket), query=query, metrics=_tap_metrics(websocket))
         await tap.run()
 
     @router.websocket("/v1/taps/audiohook")
@@ -104,8 +111,8 @@ def build_router() -> APIRouter:
             await _deny(websocket, 401)
             return
         await websocket.accept()
-        tap = AudioHookTap(
-            _state(websocket).manager,
+        tap = AudioHookTap(  # AudioHook's own signed API key authenticates it; its sessions go to tap_tenant
+            TenantManager(_state(websocket).manager, _setting(websocket, "tap_tenant", "default")),
             StarletteTransport(websocket),
             session_header_id=headers.get("audiohook-session-id", ""),
             organization_id=headers.get("audiohook-organization-id", ""),
@@ -118,7 +125,8 @@ def build_router() -> APIRouter:
         return HTMLResponse(WEBRTC_PAGE.read_text(encoding="utf-8"))
 
     @router.post("/v1/taps/webrtc/offer")
-    async def webrtc_offer(request: Request) -> Response:
+    async def webrtc_offer(request: Request,
+                           principal: Principal = Depends(require(Perm.INGEST))) -> Response:
         from pipelines.taps.base import CapacityExceeded
         from pipelines.taps.webrtc import WebRtcError
 
@@ -127,8 +135,11 @@ def build_router() -> APIRouter:
             if not isinstance(body, dict) or not isinstance(body.get("sdp"), str):
                 raise WebRtcError("expected {sdp, type}")
             meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+            if principal.own_calls_only:
+                meta = {**meta, "agent": principal.agent_id}
             answer = await _webrtc_gateway(request).answer(
-                body["sdp"], str(body.get("type", "offer")), str(body.get("language", "auto")), meta
+                body["sdp"], str(body.get("type", "offer")), str(body.get("language", "auto")), meta,
+                tenant_id=principal.tenant_id,
             )
         except (WebRtcError, ValueError):
             return JSONResponse({"error": "bad_offer"}, status_code=400)
@@ -137,6 +148,16 @@ def build_router() -> APIRouter:
         return JSONResponse(answer)
 
     return router
+
+
+async def _ingest_manager(websocket: WebSocket) -> TenantManager | None:
+    """The session manager as the caller's tenant sees it, or None when the caller may not stream audio in.
+
+    Telephony platforms pass the key in the URL's query (`?api_key=hk_...`) or an Authorization header."""
+    p = await websocket_principal(websocket, Perm.INGEST)
+    if p is None:
+        return None
+    return TenantManager(_state(websocket).manager, p.tenant_id, p.agent_id if p.own_calls_only else None)
 
 
 def _tap_metrics(websocket: WebSocket) -> TapMetrics:

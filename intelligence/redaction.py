@@ -83,3 +83,32 @@ def redact_finals(finals: Sequence[Mapping[str, Any]], kinds: Iterable[str] = CA
         changed.update(redact_channel(segs, kinds).texts)
     return [redacted_final(ev, changed[ev["segment_id"]]) if ev["segment_id"] in changed else dict(ev)
             for ev in finals]
+
+
+CARD_DATA_PACKS = frozenset({"pci_dss"})
+
+
+def _masked_evidence(items: Any, whole: bool) -> list[dict[str, Any]]:
+    from intelligence.compliance.pci import redact_text
+
+    out = []
+    for ev in items or ():
+        ev = dict(ev)
+        text = str(ev.get("text") or "")
+        ev["text"] = _mask(text) if whole else redact_text(text)[0]
+        out.append(ev)
+    return out
+
+
+def redact_event_evidence(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a finding or ticket event whose evidence quotes carry no card data (a card-data rule's quote is
+    masked whole, any other quote has card numbers and codes replaced). Other events come back unchanged."""
+    kind = event.get("type")
+    if kind == "finding":
+        whole = event.get("pack") in CARD_DATA_PACKS
+        return {**event, "evidence": _masked_evidence(event.get("evidence"), whole)}
+    if kind == "ticket" and isinstance(event.get("finding"), Mapping):
+        finding = event["finding"]
+        whole = finding.get("pack") in CARD_DATA_PACKS or event.get("pack") in CARD_DATA_PACKS
+        return {**event, "finding": {**finding, "evidence": _masked_evidence(finding.get("evidence"), whole)}}
+    return dict(event)

@@ -262,3 +262,60 @@ def render_html(report: dict[str, Any]) -> str:
         errors_block=errors,
         generated_at=esc(report["generated_at"]),
     )
+
+
+def report_from_events(
+    *,
+    session_id: str,
+    source: str,
+    language: str,
+    channel_names: Sequence[str],
+    events: Sequence[dict[str, Any]],
+    packs: Sequence[PolicyPack],
+    rule_lookup: Callable[[str], Rule | None],
+) -> dict[str, Any]:
+    """The audit report of a stored session, from its persisted events (finals, findings, scorecard, moods).
+
+    Same document as `build_report`; a session that ended before it was scored gets an empty, failing card."""
+    finals = [e for e in events if e.get("type") == "transcript" and e.get("kind") == "final"]
+    findings = []
+    for f in sorted((e for e in events if e.get("type") == "finding"), key=lambda e: float(e.get("at_s") or 0)):
+        d = {k: v for k, v in f.items() if k not in ("seq", "session_id", "type")}
+        d["evidence"] = [{**ev, "text": redact_text(ev.get("text", ""))[0]} for ev in d.get("evidence") or []]
+        rule = rule_lookup(d.get("rule_id", ""))
+        d["maps_to"] = d.get("maps_to") or (rule.maps_to if rule else None)
+        d["rule_title"] = rule.title if rule else d.get("rule_id", "")
+        d["source"] = rule.source if rule else ""
+        findings.append(d)
+    cards = [e for e in events if e.get("type") == "scorecard"]
+    card = dict(cards[-1]) if cards else {"items": [], "score": 0.0, "pass_mark": 0.0, "passed": False, "forms": []}
+    for form in card.get("forms") or []:
+        for a in form.get("answers") or []:
+            a["evidence"] = redact_text(a.get("evidence") or "")[0]
+    used = {f.get("pack") for f in findings} | {i.get("pack") for i in card.get("items") or []}
+    shown = [p for p in packs if p.id in used] or list(packs)
+    sentiment = [{"start_s": float(m.get("at_s") or 0.0), "end_s": float(m.get("at_s") or 0.0),
+                  "channel": int(m.get("channel") or 0), "score": float(m.get("valence") or 0.0)}
+                 for m in events if m.get("type") == "mood"]
+    return {
+        "type": "audit_report",
+        "session_id": session_id,
+        "source": source,
+        "language": language,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "duration_s": round(max((float(e.get("end_s") or 0.0) for e in finals), default=0.0), 2),
+        "channels": list(channel_names),
+        "mono": len(channel_names) == 1,
+        "packs": [{"id": p.id, "version": p.version, "title": p.title} for p in shown],
+        "scorecard": card,
+        "findings": findings,
+        "segments": [
+            {"segment_id": e.get("segment_id"), "channel": int(e.get("channel") or 0), "speaker": e.get("speaker"),
+             "start_s": round(float(e.get("start_s") or 0.0), 2), "end_s": round(float(e.get("end_s") or 0.0), 2),
+             "text": redact_text(e.get("text") or "")[0]}
+            for e in finals
+        ],
+        "sentiment": sentiment,
+        "rule_errors": [],
+        "retention": asdict(retention_for(shown)),
+    }

@@ -52,6 +52,8 @@ class Ticket:
     resolution: str | None = None
     closed_at: str | None = None
     version: int = 1
+    tenant_id: str = "default"  # the owning tenant (that of the session)
+    agent: str | None = None  # the agent the call was tagged with, for filtering the queue
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -69,6 +71,7 @@ class Ticket:
             finding=dict(d.get("finding") or {}),
             comments=tuple(Comment(**c) for c in d.get("comments") or ()), resolution=d.get("resolution"),
             closed_at=d.get("closed_at"), version=int(d.get("version", 1)),
+            tenant_id=d.get("tenant_id") or "default", agent=d.get("agent"),
         )
 
 
@@ -83,10 +86,18 @@ class TicketFilter:
     rule_id: str | None = None
     limit: int = 100
     offset: int = 0
+    tenant_id: str | None = None
+    agent: str | None = None
+    created_from: str | None = None  # ISO-8601 UTC, inclusive
+    created_to: str | None = None  # ISO-8601 UTC, exclusive
 
     def matches(self, t: Ticket) -> bool:
         return (
-            (self.status is None or t.status == self.status)
+            (self.tenant_id is None or t.tenant_id == self.tenant_id)
+            and (self.agent is None or t.agent == self.agent)
+            and (self.created_from is None or t.created_at >= self.created_from)
+            and (self.created_to is None or t.created_at < self.created_to)
+            and (self.status is None or t.status == self.status)
             and (self.severity is None or t.severity == self.severity)
             and (self.session_id is None or t.session_id == self.session_id)
             and (self.assignee is None or t.assignee == self.assignee)
@@ -162,20 +173,25 @@ class TicketService:
         self._new_id = new_id
 
     def create(self, *, session_id: str, rule_id: str, severity: Severity, title: str, actor: str,
-               pack: str = "", finding: Mapping[str, Any] | None = None) -> Ticket:
+               pack: str = "", finding: Mapping[str, Any] | None = None, tenant_id: str = "default",
+               agent: str | None = None) -> Ticket:
         now = self._clock()
         t = Ticket(self._new_id(), session_id, rule_id, severity, title, TicketStatus.OPEN, now, now, actor,
-                   pack=pack, finding=dict(finding or {}))
+                   pack=pack, finding=dict(finding or {}), tenant_id=tenant_id, agent=agent)
         self.repo.add(t)
         self.audit.append(actor, "ticket.created", {"ticket_id": t.id, "session_id": session_id, "rule_id": rule_id,
-                                                     "severity": severity.value, "title": title})
+                                                     "severity": severity.value, "title": title,
+                                                     "tenant": tenant_id})
         return t
 
-    def create_from_finding(self, finding: Finding, *, actor: str = "compliance-engine", title: str = "") -> Ticket:
+    def create_from_finding(self, finding: Finding, *, actor: str = "compliance-engine", title: str = "",
+                            tenant_id: str = "default", agent: str | None = None) -> Ticket:
         """Open a ticket for a finding (the finding's evidence stays on the ticket, not in the audit log)."""
         t = self.create(session_id=finding.session_id, rule_id=finding.rule_id, severity=finding.severity,
-                        title=title or finding.message, actor=actor, pack=finding.pack, finding=finding.to_dict())
-        self.audit.append(actor, "ticket.finding_attached", {"ticket_id": t.id, "finding": finding_payload(finding)})
+                        title=title or finding.message, actor=actor, pack=finding.pack, finding=finding.to_dict(),
+                        tenant_id=tenant_id, agent=agent)
+        self.audit.append(actor, "ticket.finding_attached", {"ticket_id": t.id, "finding": finding_payload(finding),
+                                                            "tenant": tenant_id})
         return t
 
     def get(self, ticket_id: str) -> Ticket:
@@ -190,7 +206,8 @@ class TicketService:
     def _save(self, old: Ticket, new: Ticket, actor: str, action: str, details: Mapping[str, Any]) -> Ticket:
         new = replace(new, updated_at=self._clock(), version=old.version + 1)
         self.repo.update(new)
-        self.audit.append(actor, action, {"ticket_id": new.id, "version": new.version, **details})
+        self.audit.append(actor, action, {"ticket_id": new.id, "version": new.version, "tenant": new.tenant_id,
+                                          **details})
         return new
 
     def assign(self, ticket_id: str, assignee: str, *, actor: str) -> Ticket:

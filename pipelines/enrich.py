@@ -225,7 +225,7 @@ class SessionEnricher:
                 from intelligence.audit_chain import finding_payload
 
                 await asyncio.to_thread(self.res.audit.append, "compliance-engine", "finding.raised",
-                                        finding_payload(f))
+                                        {**finding_payload(f), "tenant": session.config.tenant_id})
             if f.severity in (Severity.HIGH, Severity.MEDIUM):
                 alert = Alert(session.session_id, "compliance", f.severity, f.message, f.at_s,
                               {"rule_id": f.rule_id, "pack": f.pack, "maps_to": payload["maps_to"],
@@ -365,7 +365,9 @@ class SessionEnricher:
         for f in all_findings:
             if f.severity not in (Severity.HIGH, Severity.MEDIUM):
                 continue
-            ticket = await asyncio.to_thread(self.res.tickets.create_from_finding, f)
+            ticket = await asyncio.to_thread(self.res.tickets.create_from_finding, f,
+                                             tenant_id=session.config.tenant_id,
+                                             agent=session.metadata.get("agent") or None)
             await self._out(session, {"type": "ticket", **ticket.to_dict()})
 
     async def _fill_forms(self, session: LiveSession) -> list[Any]:

@@ -238,6 +238,8 @@ class LiveSession:
         durable = not (event.get("type") == "transcript" and event.get("kind") == "partial")
         event = dict(event)
         event.setdefault("session_id", self.session_id)
+        # wall-clock publish time (captions carry their decode time already): subscribers measure delivery
+        event.setdefault("emitted_at", time.time())
         if durable:
             event["seq"] = self._seq
             self._seq += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -59,7 +60,16 @@ class HarkenSettings(BaseSettings):
     store_audio: bool = True  # keep each session's audio (FLAC, card-data spans muted) under data_dir/audio
     # API
     ws_idle_timeout_s: float = 30.0  # a streaming client silent this long is closed (its captions are kept)
-    api_key: str | None = None  # when set, clients must send it (header X-API-Key or ?api_key=)
+    api_key: str | None = None  # legacy shared key: an all-scopes key of the "default" tenant
+    # Access control (issue 13): users, roles and per-tenant API keys on every route, WebSocket and tap.
+    # Off only for a single-user local install; `harken serve` creates the first admin when there is none.
+    auth: bool = True
+    admin_password: str | None = None  # the first admin's password (else a random one, printed once)
+    web_session_ttl_s: float = 12 * 3600.0  # a console sign-in lasts this long
+    cookie_secure: Literal["auto", "always", "never"] = "auto"  # auto: Secure over https and on loopback
+    login_max_failures: int = 5  # failed sign-ins per username and address within login_window_s, then 429
+    login_window_s: float = 300.0
+    tap_tenant: str = "default"  # tenant of sessions from SIP/SIPREC and AudioSocket listeners (no per-call auth)
     # Taps
     audiohook_api_key: str | None = None
     audiohook_client_secret: str | None = None

@@ -44,7 +44,7 @@ class PersistenceSink:
         meta.setdefault("model", model)
         await asyncio.to_thread(
             self.store.create_session, session_id, config.source, config.language,
-            list(config.channel_names), meta,
+            list(config.channel_names), meta, config.tenant_id,
         )
 
     def update_session(self, session_id: str, **values: Any) -> None:

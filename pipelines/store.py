@@ -31,6 +31,8 @@ sessions_table = sa.Table(
     sa.Column("ended_at", sa.Float),
     sa.Column("audio_s", sa.Float, nullable=False, default=0.0),
     sa.Column("stats", sa.JSON),
+    # the tenant that owns the session; rows written before tenants existed belong to "default"
+    sa.Column("tenant_id", sa.String(64), nullable=False, server_default="default", index=True),
 )
 
 events_table = sa.Table(
@@ -68,6 +70,13 @@ class SessionRow:
     ended_at: float | None
     audio_s: float
     stats: dict[str, Any] | None
+    tenant_id: str = "default"
+
+    @property
+    def agent(self) -> str | None:
+        """The agent the call is tagged with (start-message or tap metadata `agent`), if any."""
+        value = (self.metadata or {}).get("agent")
+        return str(value) if value not in (None, "") else None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -88,6 +97,9 @@ class Store:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         metadata.create_all(self.engine)
+        from pipelines.schema_upgrade import add_missing_columns
+
+        add_missing_columns(self.engine, sessions_table)
         self._cipher = cipher
         self._lock = threading.Lock()  # SQLite allows one writer; keep our writes serial
 
@@ -96,11 +108,11 @@ class Store:
 
     # -- sessions ------------------------------------------------------------------------------------------
     def create_session(self, session_id: str, source: str, language: str, channel_names: list[str],
-                       meta: dict[str, Any]) -> None:
+                       meta: dict[str, Any], tenant_id: str = "default") -> None:
         with self._lock, self.engine.begin() as conn:
             conn.execute(sessions_table.insert().values(
                 id=session_id, source=source, language=language, channel_names=channel_names, metadata=meta,
-                status="live", created_at=time.time(), audio_s=0.0,
+                status="live", created_at=time.time(), audio_s=0.0, tenant_id=tenant_id,
             ))
 
     def update_session(self, session_id: str, **values: Any) -> None:
@@ -121,10 +133,19 @@ class Store:
             row = conn.execute(sa.select(sessions_table).where(sessions_table.c.id == session_id)).mappings().first()
         return SessionRow(**row) if row else None
 
-    def list_sessions(self, limit: int = 100, offset: int = 0, status: str | None = None) -> list[SessionRow]:
+    def list_sessions(self, limit: int = 100, offset: int = 0, status: str | None = None,
+                      tenant_id: str | None = None, created_from: float | None = None,
+                      created_to: float | None = None) -> list[SessionRow]:
+        """Newest first; `tenant_id` None means every tenant (operators' tools only, never an API caller)."""
         q = sa.select(sessions_table).order_by(sessions_table.c.created_at.desc()).limit(limit).offset(offset)
         if status:
             q = q.where(sessions_table.c.status == status)
+        if tenant_id is not None:
+            q = q.where(sessions_table.c.tenant_id == tenant_id)
+        if created_from is not None:
+            q = q.where(sessions_table.c.created_at >= created_from)
+        if created_to is not None:
+            q = q.where(sessions_table.c.created_at < created_to)
         with self.engine.connect() as conn:
             return [SessionRow(**r) for r in conn.execute(q).mappings()]
 

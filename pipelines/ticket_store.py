@@ -33,6 +33,8 @@ tickets_table = sa.Table(
     sa.Column("closed_at", sa.String(40)),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False, server_default="default", index=True),
+    sa.Column("agent", sa.String(200), index=True),
 )
 
 
@@ -49,6 +51,9 @@ class SqlTicketRepository:
         self._cipher = cipher
         if create:
             metadata.create_all(engine)
+            from pipelines.schema_upgrade import add_missing_columns
+
+            add_missing_columns(engine, tickets_table)
 
     def _body(self, t: Ticket) -> bytes:
         d = t.to_dict()
@@ -59,7 +64,8 @@ class SqlTicketRepository:
         return {"id": t.id, "session_id": t.session_id, "rule_id": t.rule_id, "pack": t.pack,
                 "severity": t.severity.value, "title": t.title, "status": t.status.value, "assignee": t.assignee,
                 "created_by": t.created_by, "created_at": t.created_at, "updated_at": t.updated_at,
-                "closed_at": t.closed_at, "version": t.version, "body": self._body(t)}
+                "closed_at": t.closed_at, "version": t.version, "body": self._body(t), "tenant_id": t.tenant_id,
+                "agent": t.agent}
 
     def _ticket(self, row: sa.RowMapping) -> Ticket:
         blob = bytes(row["body"])
@@ -108,6 +114,14 @@ class SqlTicketRepository:
             q = q.where(c.assignee == flt.assignee)
         if flt.rule_id is not None:
             q = q.where(c.rule_id == flt.rule_id)
+        if flt.tenant_id is not None:
+            q = q.where(c.tenant_id == flt.tenant_id)
+        if flt.agent is not None:
+            q = q.where(c.agent == flt.agent)
+        if flt.created_from is not None:
+            q = q.where(c.created_at >= flt.created_from)
+        if flt.created_to is not None:
+            q = q.where(c.created_at < flt.created_to)
         q = q.order_by(c.created_at.desc(), c.id.desc()).limit(flt.limit).offset(flt.offset)
         with self.engine.connect() as conn:
             return [self._ticket(r) for r in conn.execute(q).mappings()]

@@ -3,11 +3,13 @@
 # Idempotent: installs only what is missing. CI runs it before `make test`; developers may run it by hand.
 #   SIPp (Debian package sip-tester)  - SIP/SIPREC UAC with pcap RTP replay
 #   streamdouble (PyPI, a dev extra)  - Twilio Media Streams simulator
+#   Chromium (Debian package chromium) - the console's browser tests (Playwright drives it by path)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -16,8 +18,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if [ -x .venv/bin/python ] && ! .venv/bin/python -c "import streamdouble, hypothesis" 2>/dev/null; then
-  .venv/bin/pip install -q "streamdouble==0.3.0" "hypothesis>=6.100"
+if [ -x .venv/bin/python ] && ! .venv/bin/python -c "import streamdouble, hypothesis, playwright" 2>/dev/null; then
+  .venv/bin/pip install -q "streamdouble==0.3.0" "hypothesis>=6.100" "playwright>=1.44"
 fi
 
 command -v sipp >/dev/null 2>&1 && echo "peers ready: $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1)"
+command -v chromium >/dev/null 2>&1 && echo "browser ready: $(chromium --version 2>/dev/null | head -1)"

@@ -128,7 +128,8 @@ class RunningApp:
         from types import SimpleNamespace
 
         self.manager = manager or FakeManager()
-        self.settings = settings or SimpleNamespace(audiohook_api_key=None, audiohook_client_secret=None)
+        self.settings = settings or SimpleNamespace(audiohook_api_key=None, audiohook_client_secret=None,
+                                                     auth=False, api_key=None)
         self._state = SimpleNamespace(manager=self.manager, settings=self.settings)
         self.port = 0
 

@@ -39,7 +39,7 @@ def test_noncompliant_call_live(tmp_path, shared_data):
     _Receiver.received = []
     hook = HTTPServer(("127.0.0.1", free_port()), _Receiver)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
-    settings = HarkenSettings(data_dir=tmp_path, webhook_url=f"http://127.0.0.1:{hook.server_port}/hook",
+    settings = HarkenSettings(auth=False, data_dir=tmp_path, webhook_url=f"http://127.0.0.1:{hook.server_port}/hook",
                               store_audio=False)
     # dev_en_08: the agent never gives the call-recording notice (consent_notice_missing)
     call = read_audio(shared_data / "calls" / "dev" / "audio" / "dev_en_08.stereo8k.wav")

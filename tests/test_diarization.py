@@ -123,7 +123,7 @@ def _replay_diarized(audio, language: str, **settings_overrides) -> list[dict]:
     from pipelines.runtime import build_runtime
     from pipelines.settings import HarkenSettings
 
-    settings = HarkenSettings(database_url="sqlite://", store_audio=False, classifiers=False, compliance=False,
+    settings = HarkenSettings(auth=False, database_url="sqlite://", store_audio=False, classifiers=False, compliance=False,
                               **settings_overrides)
 
     async def run() -> list[dict]:

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 
 def _run_call(tmp_path, shared_data, call_id: str, seconds: float) -> tuple[str, list[dict], list[dict], object]:
-    settings = HarkenSettings(data_dir=tmp_path, store_audio=True)
+    settings = HarkenSettings(auth=False, data_dir=tmp_path, store_audio=True)
     audio = read_audio(shared_data / "calls" / "dev" / "audio" / f"{call_id}.stereo8k.wav")
     audio = DecodedAudio(audio.samples[: int(seconds * audio.sample_rate_hz)], audio.sample_rate_hz)
 

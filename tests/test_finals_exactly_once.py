@@ -77,7 +77,7 @@ def test_counting_catches_a_repeated_phrase_not_a_misheard_word() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, HarkenSettings]]:
-    settings = HarkenSettings(data_dir=tmp_path_factory.mktemp("harken-once"), classifiers=False, compliance=False,
+    settings = HarkenSettings(auth=False, data_dir=tmp_path_factory.mktemp("harken-once"), classifiers=False, compliance=False,
                               max_channels=8, sip_port=free_port(), audiosocket_port=free_port())
     with running_server(settings) as base:
         yield base, settings

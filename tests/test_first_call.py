@@ -92,7 +92,7 @@ async def _ws_at_once(ws_url: str, call_ref: str) -> None:
 
 
 def test_audio_from_the_first_second_after_start_is_all_in_the_session(tmp_path: Path) -> None:
-    settings = HarkenSettings(data_dir=tmp_path, asr_model="tiny.en", classifiers=False, compliance=False,
+    settings = HarkenSettings(auth=False, data_dir=tmp_path, asr_model="tiny.en", classifiers=False, compliance=False,
                               sip_port=free_port())
     with running_server(settings) as base:
         started = time.monotonic()

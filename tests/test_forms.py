@@ -296,7 +296,7 @@ def test_forms_in_scorecard_html_report_and_rest(packs, forms, calls, normalizer
     assert "not met" in row and "guaranteed returns" in row and f"{int(m)}:{s:04.1f}" in row and "detector" in row
     assert "Unanswered (3)" in section and "Did the agent summarise the next steps" in section
 
-    settings = HarkenSettings(data_dir=tmp_path, classifiers=False, compliance=False, store_audio=False,
+    settings = HarkenSettings(auth=False, data_dir=tmp_path, classifiers=False, compliance=False, store_audio=False,
                               api_key="k3y")
     with TestClient(create_app(settings)) as client:
         store = client.app.state.harken.store

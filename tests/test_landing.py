@@ -14,12 +14,12 @@ LINKS = ("/docs", "/webrtc", "/healthz", "/metrics", "/v1/sessions")
 def _settings(tmp_path, **overrides) -> HarkenSettings:
     # No classifiers: the app starts without loading any model (Whisper loads only when a session decodes)
     values = {"classifiers": False, "compliance": False, "api_key": None, "store_audio": False, **overrides}
-    return HarkenSettings(data_dir=tmp_path, **values)
+    return HarkenSettings(auth=False, data_dir=tmp_path, **values)
 
 
 def test_landing_page_links_and_facts(tmp_path) -> None:
     with TestClient(create_app(_settings(tmp_path, asr_model="tiny.en", max_channels=3))) as client:
-        r = client.get("/")
+        r = client.get("/about")
         assert client.get("/docs").status_code == 200 and client.get("/healthz").status_code == 200
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
@@ -31,14 +31,14 @@ def test_landing_page_links_and_facts(tmp_path) -> None:
 
 
 def test_landing_page_before_start_up(tmp_path) -> None:
-    r = TestClient(create_app(_settings(tmp_path))).get("/")  # no lifespan: the runtime is not built
+    r = TestClient(create_app(_settings(tmp_path))).get("/about")  # no lifespan: the runtime is not built
     assert r.status_code == 200 and "starting" in r.text and 'href="/healthz"' in r.text
 
 
 def test_landing_page_with_api_key_shows_counts_only(tmp_path) -> None:
     settings = _settings(tmp_path, api_key="s3cret", compliance=True)  # packs load at start-up: YAML, no model
     with TestClient(create_app(settings)) as client:
-        r = client.get("/")
+        r = client.get("/about")
         assert client.get("/v1/sessions").status_code == 401  # the data itself stays behind the key
     assert r.status_code == 200
     assert "s3cret" not in r.text and "pci_dss" not in r.text

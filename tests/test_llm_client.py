@@ -329,7 +329,7 @@ async def test_live_session_end_fills_forms_with_the_llm(llm_server, fake, share
     from pipelines.settings import HarkenSettings
 
     _, base = llm_server
-    settings = HarkenSettings(data_dir=tmp_path, compliance_meaning=False, classifiers=False, llm_url=base,
+    settings = HarkenSettings(auth=False, data_dir=tmp_path, compliance_meaning=False, classifiers=False, llm_url=base,
                               llm_model=MODEL, llm_timeout_s=5)
     card, _ = await _finish_live(shared_data, settings)
     (form,) = card["forms"]
@@ -341,7 +341,7 @@ async def test_live_session_end_fills_forms_with_the_llm(llm_server, fake, share
     json.dumps(card)  # the event is stored and exported as JSON
 
     # the same call without an LLM: the form says which questions went unanswered
-    no_llm, _ = await _finish_live(shared_data, HarkenSettings(data_dir=tmp_path, compliance_meaning=False,
+    no_llm, _ = await _finish_live(shared_data, HarkenSettings(auth=False, data_dir=tmp_path, compliance_meaning=False,
                                                             classifiers=False))
     (form,) = no_llm["forms"]
     assert form["unanswered"] == ["empathy", "next_steps", "plain_language"]
@@ -349,7 +349,7 @@ async def test_live_session_end_fills_forms_with_the_llm(llm_server, fake, share
 
     # a slow LLM holds the end of the call no longer than llm_timeout_s
     fake.mode = "slow"
-    slow, took_s = await _finish_live(shared_data, HarkenSettings(data_dir=tmp_path, compliance_meaning=False,
+    slow, took_s = await _finish_live(shared_data, HarkenSettings(auth=False, data_dir=tmp_path, compliance_meaning=False,
                                                                   classifiers=False, llm_url=base,
                                                                   llm_model=MODEL, llm_timeout_s=0.5))
     assert took_s < SLOW_S

@@ -77,7 +77,7 @@ def test_speaker_updates_and_final_relabelling_reach_the_minutes() -> None:
 
 
 def test_stored_session_minutes_over_the_api(tmp_path: Path) -> None:
-    settings = HarkenSettings(data_dir=tmp_path, asr_warm_up=False, classifiers=False, compliance=False)
+    settings = HarkenSettings(auth=False, data_dir=tmp_path, asr_warm_up=False, classifiers=False, compliance=False)
     store = Store(settings.resolved_database_url())
     store.create_session("meet1", "websocket", "en", ["speaker"], {})
     events = _events("meet1")

@@ -41,7 +41,7 @@ def _norm(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    settings = HarkenSettings(data_dir=tmp_path_factory.mktemp("harken"), max_channels=2, ws_idle_timeout_s=3.0)
+    settings = HarkenSettings(auth=False, data_dir=tmp_path_factory.mktemp("harken"), max_channels=2, ws_idle_timeout_s=3.0)
     with running_server(settings) as base:
         yield base
 
@@ -235,7 +235,7 @@ async def test_past_capacity_new_sessions_are_refused(server):
 
 
 def test_history_survives_a_restart(tmp_path, shared_data):
-    settings = HarkenSettings(data_dir=tmp_path)
+    settings = HarkenSettings(auth=False, data_dir=tmp_path)
     pcm = _jfk_16k(shared_data)
 
     async def stream(base: str) -> str:

@@ -191,7 +191,7 @@ class Client:
 
 
 def _settings() -> SimpleNamespace:
-    return SimpleNamespace(audiohook_api_key=API_KEY, audiohook_client_secret=SECRET)
+    return SimpleNamespace(audiohook_api_key=API_KEY, audiohook_client_secret=SECRET, auth=False, api_key=None)
 
 
 def _open_params(media: list[dict[str, Any]]) -> dict[str, Any]:

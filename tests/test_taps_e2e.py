@@ -51,7 +51,7 @@ class Harken:
 def harken(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harken]:
     # tiny.en keeps the file quick on two shared cores; `harken eval taps-e2e` measures with the default model
     settings = HarkenSettings(
-        data_dir=tmp_path_factory.mktemp("harken"), asr_model="tiny.en", classifiers=False, max_channels=8,
+        auth=False, data_dir=tmp_path_factory.mktemp("harken"), asr_model="tiny.en", classifiers=False, max_channels=8,
         audiosocket_port=free_port(), sip_port=free_port(), audiohook_api_key=API_KEY,
         audiohook_client_secret=SECRET,
     )
@@ -63,7 +63,7 @@ def harken(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harken]:
 def harken_paired(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harken]:
     """A server whose AudioSocket listener pairs customer and agent legs of one call (HARKEN_AUDIOSOCKET_AGENT_PORT)."""
     settings = HarkenSettings(
-        data_dir=tmp_path_factory.mktemp("harken-paired"), asr_model="tiny.en", classifiers=False,
+        auth=False, data_dir=tmp_path_factory.mktemp("harken-paired"), asr_model="tiny.en", classifiers=False,
         compliance=False, max_channels=8, audiosocket_port=free_port(), audiosocket_agent_port=free_port(),
     )
     with running_server(settings) as base:

@@ -109,12 +109,17 @@ def test_sql_repository_filters_encrypts_and_detects_concurrent_updates(tmp_path
 
 @pytest.fixture()
 def client():
+    from pipelines.store import Store
+
     app = FastAPI()
     svc = _service()
-    app.state.harken = SimpleNamespace(settings=SimpleNamespace(api_key="k"), tickets=svc)
+    store = Store("sqlite://")
+    store.create_session("call-9", "websocket", "en", ["agent", "customer"], {})
+    app.state.harken = SimpleNamespace(settings=SimpleNamespace(api_key="k", auth=True), tickets=svc, store=store)
     app.include_router(build_router())
     with TestClient(app) as c:
         yield c, svc
+    store.close()
 
 
 def test_routes(client) -> None:
@@ -139,7 +144,7 @@ def test_routes(client) -> None:
 
 def test_routes_without_service_return_503() -> None:
     app = FastAPI()
-    app.state.harken = SimpleNamespace(settings=SimpleNamespace(api_key=None))
+    app.state.harken = SimpleNamespace(settings=SimpleNamespace(api_key=None, auth=False))
     app.include_router(build_router())
     with TestClient(app) as c:
         r = c.get("/v1/tickets")

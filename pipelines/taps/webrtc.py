@@ -68,8 +68,9 @@ class WebRtcGateway:
         offer_type: str = "offer",
         language: str = "auto",
         metadata: dict[str, Any] | None = None,
+        tenant_id: str = "default",
     ) -> dict[str, str]:
-        """Answer a browser's offer; returns {"sdp", "type", "session_id"}."""
+        """Answer a browser's offer; returns {"sdp", "type", "session_id"}. The session belongs to `tenant_id`."""
         from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
         if offer_type != "offer" or "m=audio" not in offer_sdp:
@@ -85,6 +86,7 @@ class WebRtcGateway:
                 sample_rate_hz=48000,
                 channel_names=("speaker",),
                 metadata={"tap": "webrtc", **{k: str(v)[:200] for k, v in (metadata or {}).items()}},
+                tenant_id=tenant_id,
             )
         )
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(u) for u in self._ice_servers]))
