@@ -67,6 +67,27 @@ def _wav_span(path: Path, start_s: float | None, end_s: float | None) -> bytes:
     return buf.getvalue()
 
 
+def _ranged(body: bytes, range_header: str | None, media_type: str) -> Response:
+    """The body, or the one byte range asked for (206), so that a browser's audio element can seek."""
+    headers = {"Cache-Control": "private, no-store", "Accept-Ranges": "bytes"}
+    size = len(body)
+    if range_header and range_header.startswith("bytes=") and "," not in range_header:
+        first_s, _, last_s = range_header[6:].strip().partition("-")
+        try:
+            if first_s:
+                first, last = int(first_s), (int(last_s) if last_s else size - 1)
+            else:  # a suffix: the last N bytes
+                first, last = max(0, size - int(last_s)), size - 1
+        except ValueError:
+            first, last = -1, -1
+        last = min(last, size - 1)
+        if not (0 <= first <= last):
+            return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        return Response(body[first:last + 1], status_code=206, media_type=media_type,
+                        headers={**headers, "Content-Range": f"bytes {first}-{last}/{size}"})
+    return Response(body, media_type=media_type, headers=headers)
+
+
 def build_router() -> APIRouter:
     router = APIRouter()
 
@@ -144,7 +165,7 @@ def build_router() -> APIRouter:
             raise HTTPException(status_code=404, detail={"code": "no_audio", "message": "no recording kept for "
                                                          "this session"})
         wav = await asyncio.to_thread(_wav_span, path, start_s, end_s)
-        return Response(wav, media_type="audio/wav", headers={"Cache-Control": "private, no-store"})
+        return _ranged(wav, request.headers.get("range"), "audio/wav")
 
     @router.get("/v1/sessions/{session_id}/report", tags=["sessions"], response_class=HTMLResponse)
     async def session_report(request: Request, session_id: str,
