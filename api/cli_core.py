@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--realtime", action="store_true", help="send at real-time speed")
     p.add_argument("--language", choices=("en", "zh", "auto"), default="auto")
     p.add_argument("--finals-only", action="store_true")
+    p.add_argument("--agent", default=None, help="tag the call with this agent id (agents see their own calls)")
     p.add_argument("--api-key", default=os.environ.get("HARKEN_API_KEY"),
                    help="an API key with the ingest scope (default: $HARKEN_API_KEY)")
     p.set_defaults(func=_stream)
@@ -167,7 +168,8 @@ async def _stream_async(args: argparse.Namespace, audio) -> int:
         audio = audio.mono()
     headers = {"X-API-Key": args.api_key} if args.api_key else None
     start = {"type": "start", "sample_rate_hz": audio.sample_rate_hz, "encoding": "s16le",
-             "channels": audio.channels, "language": args.language, "metadata": {"file": args.file.name}}
+             "channels": audio.channels, "language": args.language,
+             "metadata": {"file": args.file.name, **({"agent": args.agent} if args.agent else {})}}
     chunk = int(audio.sample_rate_hz * 0.1)
     try:
         async with websockets.connect(args.url, additional_headers=headers, max_size=1 << 22) as ws:

@@ -166,3 +166,47 @@ def test_old_database_gains_tenant_columns(tmp_path) -> None:
     assert [r.id for r in store.list_sessions(tenant_id="acme")] == ["new1"]
     assert store.get_session("new1").agent == "a7"
     store.close()
+
+
+def test_serve_prints_the_first_admin_password_once(tmp_path) -> None:
+    """`make run` runs `harken serve`: the first start creates `admin` and prints its password; sign-in works."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.server_util import free_port
+
+    env = {**os.environ, "HARKEN_CLASSIFIERS": "0", "HARKEN_COMPLIANCE": "0", "HARKEN_ASR_WARM_UP": "0",
+           "HARKEN_MINUTES": "0", "HF_HUB_OFFLINE": "1"}
+    env.pop("HARKEN_ADMIN_PASSWORD", None)
+
+    def start() -> tuple[subprocess.Popen, str, int]:
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--data-dir",
+                                 str(tmp_path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "Application startup complete" in line or not line:
+                break
+        return proc, "".join(lines), port
+
+    proc, out, port = start()
+    try:
+        assert "first admin created" in out, out
+        password = out.split("password: ")[1].split()[0]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+            assert http.get("/v1/sessions").status_code == 401
+            me = http.post("/v1/auth/login", json={"username": "admin", "password": password})
+            assert me.status_code == 200 and me.json()["role"] == "admin"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    proc, out, _ = start()
+    proc.terminate()
+    proc.wait(timeout=30)
+    assert "first admin created" not in out and password not in out
