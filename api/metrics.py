@@ -21,11 +21,9 @@ class HarkenCollector:
         yield GaugeMetricFamily("harken_channels_in_use", "Channels in live sessions", value=m.channels_in_use)
         yield GaugeMetricFamily("harken_channels_max", "Channel capacity", value=m.max_channels)
         yield CounterMetricFamily("harken_sessions_refused", "Sessions refused at capacity", value=m.refused)
-        dropped = GaugeMetricFamily("harken_audio_dropped_seconds", "Audio dropped by ingress overflow",
-                                    labels=["session"])
-        for sid, s in m.sessions.items():
-            dropped.add_metric([sid], s.stats.audio_dropped_s)
-        yield dropped
+        # one total, not per session: /metrics is public and session ids belong to their tenants
+        yield GaugeMetricFamily("harken_audio_dropped_seconds", "Audio dropped by ingress overflow, live sessions",
+                                value=sum(s.stats.audio_dropped_s for s in m.sessions.values()))
         ex = m._executor
         if ex is not None:
             yield CounterMetricFamily("harken_asr_decodes", "ASR decodes", value=ex.stats.decodes)

@@ -21,6 +21,7 @@ CONSOLE_DIR = Path(__file__).resolve().parent / "static" / "console"
 CONSOLE_CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self'; "
                "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 MAX_AUDIO_SPAN_S = 3600.0
+MAX_CALL_S = 7 * 86400.0  # no recording is longer; bounds keep float offsets from overflowing frame counts
 
 
 def _day_start(day: dt.date | None) -> float | None:
@@ -147,8 +148,8 @@ def build_router() -> APIRouter:
 
     @router.get("/v1/sessions/{session_id}/audio", tags=["sessions"],
                 responses={200: {"content": {"audio/wav": {}}}})
-    async def session_audio(request: Request, session_id: str, start_s: float | None = Query(None, ge=0),
-                            end_s: float | None = Query(None, ge=0),
+    async def session_audio(request: Request, session_id: str, start_s: float | None = Query(None, ge=0, le=MAX_CALL_S, allow_inf_nan=False),
+                            end_s: float | None = Query(None, ge=0, le=MAX_CALL_S, allow_inf_nan=False),
                             p: Principal = Depends(require(Perm.SESSIONS_READ))) -> Response:
         """The call's recording as WAV (all of it, or `start_s`..`end_s`), spoken card data silenced. The
         recording is written when the call ends: 409 while it is live, 404 when audio is not kept."""

@@ -28,7 +28,7 @@ def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1/sessions")
 
     @router.get("")
-    async def list_sessions(request: Request, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+    async def list_sessions(request: Request, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=2**62),
                             status: str | None = None, p: Principal = READ) -> list[SessionSummary]:
         """The caller's tenant's sessions, newest first (an agent: their own calls)."""
         state = request.app.state.harken
@@ -46,7 +46,7 @@ def build_router() -> APIRouter:
         return out
 
     @router.get("/{session_id}/events")
-    async def events(request: Request, session_id: str, after_seq: int = -1,
+    async def events(request: Request, session_id: str, after_seq: int = Query(-1, ge=-1, le=2**62),
                      type: str | None = None, p: Principal = READ) -> list[dict[str, Any]]:
         state = request.app.state.harken
         await visible_session(state, p, session_id)

@@ -99,8 +99,8 @@ async def _own(request: Request, p: Principal, ticket_id: str) -> Ticket:
 
 
 def _day(value: dt.date | None, *, end: bool = False) -> str | None:
-    if value is None:
-        return None
+    if value is None or (end and value == dt.date.max):
+        return None  # no bound (the last representable day has no next day)
     day = value + dt.timedelta(days=1) if end else value
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).isoformat(timespec="seconds")
 
@@ -120,7 +120,7 @@ def build_router() -> APIRouter:
         date_from: dt.date | None = None,
         date_to: dt.date | None = None,
         limit: int = Query(100, ge=1, le=1000),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=2**62),
         p: Principal = READ,
     ) -> list[dict[str, Any]]:
         """The tenant's tickets, newest first; dates are UTC days, both ends included."""
