@@ -61,6 +61,14 @@ def executor_factory(settings: HarkenSettings):
             device=settings.asr_device, cpu_threads=settings.asr_threads, beam_size=settings.asr_beam_size,
             num_workers=settings.asr_workers, final_beam_size=settings.asr_final_beam_size,
         )
+        if settings.asr_zh_backend:
+            # Chinese to a Mandarin-native model, everything else (and language detection) to Whisper
+            from models.asr_backends import LanguageRouter
+            from models.loader import load_zh_backend
+
+            # The Mandarin backend runs one decode at a time (see models/asr_backends), so give it every core
+            zh = load_zh_backend(settings.asr_zh_backend, num_threads=settings.asr_threads * settings.asr_workers)
+            backend = LanguageRouter(backend, {"zh": zh})
         return AsrExecutor(backend, workers=settings.asr_workers)
 
     return build
@@ -79,5 +87,8 @@ def build_runtime(settings: HarkenSettings, enrichers: list[EnricherFactory] | N
         denoiser_factory=denoiser_factory(settings),
         enricher_factories=enrichers,
         audio_dir=(settings.data_dir / "audio") if settings.store_audio else None,
+        vocabulary=settings.asr_vocabulary,
+        packaged_vocabulary=settings.asr_domain_vocabulary,
+        phonetic_correction=settings.zh_phonetic_correction,
     )
     return Runtime(settings=settings, store=store, sink=sink, manager=manager)

@@ -61,6 +61,11 @@ class HarkenSettings(BaseSettings):
     # API
     ws_idle_timeout_s: float = 30.0  # a streaming client silent this long is closed (its captions are kept)
     api_key: str | None = None  # legacy shared key: an all-scopes key of the "default" tenant
+    # Decoder vocabulary (issue 11): comma-separated terms steering the ASR prompt (bank, products, agent names),
+    # and whether to add the packaged domain lexicon (models/lexicon/, regulated 双录 terms for Mandarin)
+    asr_vocabulary: str = ""
+    asr_domain_vocabulary: bool = False
+    zh_phonetic_correction: bool = False  # rewrite Mandarin sound-alikes of vocabulary terms as the terms
     # Access control (issue 13): users, roles and per-tenant API keys on every route, WebSocket and tap.
     # Off only for a single-user local install; `harken serve` creates the first admin when there is none.
     auth: bool = True
@@ -103,3 +108,9 @@ class HarkenSettings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'harken.db').resolve()}"
+
+    # Pluggable Mandarin ASR backend (issue 11)
+    # "ENGINE[-KIND]:PATH" of a local model directory (models.loader.load_zh_backend), e.g.
+    # "sherpa:/models/sherpa-onnx-paraformer-zh-2023-09-14" or "funasr:/models/SenseVoiceSmall-onnx": Chinese
+    # is then decoded by that model and everything else by asr_model. None: Whisper decodes every language.
+    asr_zh_backend: str | None = None
