@@ -103,6 +103,7 @@ def build_router() -> APIRouter:
             source="websocket", language=start.language,
             sample_rate_hz=start.sample_rate_hz, channel_names=names,
             metadata=metadata, policy_packs=packs, tenant_id=principal.tenant_id,
+            vocabulary=tuple(t[:50] for t in start.vocabulary),
             diarize=state.settings.diarize_mono if start.diarize is None else start.diarize,
             max_speakers=start.max_speakers,
         )

@@ -25,6 +25,8 @@ class StartMessage(BaseModel):
     # speaker diarization of a one-channel stream (a meeting room); default: the server's `diarize_mono`
     diarize: bool | None = None
     max_speakers: int | None = Field(None, ge=1, le=16)
+    # terms this call is likely to contain (product, bank, agent names): they steer the decoder's spelling
+    vocabulary: list[str] = Field(default_factory=list, max_length=50)
 
     @field_validator("sample_rate_hz")
     @classmethod

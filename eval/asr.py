@@ -6,8 +6,14 @@ Definitions (all per word of the final transcript, then p50/p95 over all words o
 "Time" is the real-time clock of a live stream: with --realtime the audio is really fed at real-time speed and
 wall-clock emission times are used; otherwise each clip is replayed with the pipeline's simulated real-time
 clock (a decode issued when the decoder is free, done after its measured compute time; see pipelines/session.py).
-WER uses Whisper's English normaliser (CER with the basic normaliser and no spaces for Chinese); `offline_wer` is
-the same model decoding the whole file with faster-whisper's standard 30 s pipeline (beam 5).
+WER uses Whisper's English normaliser; `offline_wer` is the same model decoding the whole file with
+faster-whisper's standard 30 s pipeline (beam 5). Mandarin manifests (`"language": "zh"`) are scored by character
+error rate (`cer`, `offline_cer`): both texts are NFKC-folded (full-width letters and digits to ASCII),
+converted to Simplified characters (OpenCC t2s), numbers written out in characters as the references write them
+(`intelligence.zh_numbers.spell_numbers`: 180天 -> 一百八十天, 3.2% -> 百分之三点二, 工号8623 -> 工号八六二三),
+punctuation and symbols removed (Whisper's basic normaliser) and spaces dropped; then every character is a token.
+`cer_ops` splits the errors into substitutions, deletions and insertions (per reference character), so dropped
+stretches show as deletions.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pipelines.config import SessionConfig
 from pipelines.offline import finals, replay
 from pipelines.runtime import build_runtime
 from pipelines.settings import HarkenSettings
+from pipelines.vocabulary import build_vocabularies
 
 
 @dataclass(frozen=True)
@@ -54,12 +61,20 @@ def load_manifest(path: Path, limit: int | None = None) -> list[Clip]:
 
 def normalizer(language: str):
     if language == "zh":
+        import unicodedata
+
         from whisper_normalizer.basic import BasicTextNormalizer
 
-        basic = BasicTextNormalizer()
         from intelligence.text import to_simplified
+        from intelligence.zh_numbers import spell_numbers
 
-        return lambda s: " ".join(basic(to_simplified(s)).replace(" ", ""))
+        basic = BasicTextNormalizer()
+
+        def zh(text: str) -> str:
+            text = spell_numbers(to_simplified(unicodedata.normalize("NFKC", text)))
+            return " ".join(basic(text).replace(" ", ""))
+
+        return zh
     from whisper_normalizer.english import EnglishTextNormalizer
 
     return EnglishTextNormalizer()
@@ -75,6 +90,21 @@ def error_rate(refs: list[str], hyps: list[str], language: str) -> float:
     if not pairs:
         return 0.0
     return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
+
+
+def error_ops(refs: list[str], hyps: list[str], language: str) -> dict[str, float]:
+    """Substitution, deletion and insertion rates (each per reference token) of the corpus."""
+    import jiwer
+
+    norm = normalizer(language)
+    pairs = [(norm(r), norm(h)) for r, h in zip(refs, hyps, strict=True)]
+    pairs = [(r, h) for r, h in pairs if r.strip()]
+    if not pairs:
+        return {"substitutions": 0.0, "deletions": 0.0, "insertions": 0.0}
+    out = jiwer.process_words([r for r, _ in pairs], [h if h.strip() else "" for _, h in pairs])
+    n = out.hits + out.substitutions + out.deletions
+    return {"substitutions": round(out.substitutions / n, 4), "deletions": round(out.deletions / n, 4),
+            "insertions": round(out.insertions / n, 4)}
 
 
 def word_latencies(events: list[dict[str, Any]], clock: str) -> tuple[list[float], list[float]]:
@@ -179,8 +209,10 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
 
                         pcm = soxr.resample(pcm, audio.sample_rate_hz, 16000).astype(np.float32)
                     backend = rt.manager.executor.decoder
+                    vocab = build_vocabularies(settings.asr_vocabulary, settings.asr_domain_vocabulary).get(
+                        clip.language, "")  # the offline baseline is steered the same way
                     offl.append(await asyncio.to_thread(backend.transcribe_offline, pcm, clip.language,
-                                                        offline_beam))
+                                                        offline_beam, vocab))
             ex = rt.manager.executor
             backend = ex.decoder
             result: dict[str, Any] = {
@@ -202,6 +234,7 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
                 "offline_beam_size": offline_beam if offline else None,
                 "streaming_beam_size": settings.asr_beam_size,
                 "step_s": settings.step_s,
+                "vocabulary": {"configured": settings.asr_vocabulary, "packaged": settings.asr_domain_vocabulary},
                 "date": time.strftime("%Y-%m-%d"),
                 # every clip, so a streaming-vs-offline gap can be traced to the clips that make it
                 "samples": [{"ref": r, "hyp": h, "offline": o} for r, h, o in
@@ -209,6 +242,15 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
             }
             if offline and result["offline_wer"]:
                 result["wer_ratio"] = round(result["wer"] / result["offline_wer"], 3)
+            if language == "zh":  # the same figures under their proper names, plus where the errors are
+                result["cer"] = result["wer"]
+                result["offline_cer"] = result["offline_wer"]
+                result["cer_ratio"] = result.get("wer_ratio")
+                result["cer_ops"] = error_ops(refs, hyps, language)
+                if offline:
+                    result["offline_cer_ops"] = error_ops(refs, offl, language)
+                result["per_clip_cer"] = [round(error_rate([r], [h], language), 4) for r, h in zip(refs, hyps,
+                                                                                                   strict=True)]
             return result
         finally:
             await rt.aclose()

@@ -30,6 +30,7 @@ SAMPLE_RATE_HZ = 16000
 ZH_PROMPT = "以下是普通话的句子。"
 # Windows the encoder may use, shortest first; a buffer is decoded with the smallest window that holds it.
 WINDOWS_S = (10, 15, 30)
+VOCABULARY_MAX_TOKENS = 100
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class AsrRequest:
     sheddable: bool = True
     # Seconds at the start of `audio` that only give context (speech already committed before a pause)
     context_s: float = 0.0
+    # Domain vocabulary (product names, the bank's name, regulated phrases) put before the context prompt, so the
+    # decoder prefers these spellings among sound-alikes (faster-whisper's "hotwords" do the same)
+    vocabulary: str = ""
 
     def without_context(self) -> tuple[AsrRequest, float]:
         """This request minus its context audio, and the seconds dropped (add them back to word times)."""
@@ -140,6 +144,7 @@ class WhisperBackend:
         self.is_multilingual = bool(self._model.model.is_multilingual)
         # "complete": silence-pad the encoder window of final decodes only; "always"; "never" (zero features)
         self.pad_audio = pad_audio
+        self._vocab_cache: dict[tuple[int, str], list[int]] = {}
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _tokenizer(self, language: str):
@@ -213,8 +218,11 @@ class WhisperBackend:
         if language == "zh" and not prompt_text:
             prompt_text = ZH_PROMPT
         previous = tok.encode(" " + prompt_text.strip()) if prompt_text.strip() else []
+        previous = previous[-100:]
+        if request.vocabulary.strip():
+            previous = self._vocabulary_tokens(tok, request.vocabulary) + previous
         prefix = request.prefix.strip() or None
-        prompt = m.get_prompt(tok, previous[-100:], without_timestamps=True, prefix=prefix)
+        prompt = m.get_prompt(tok, previous, without_timestamps=True, prefix=prefix)
         max_length = 200
         best = None
         # Fallback when the greedy result looks like a loop or is unsure: beam search, not Whisper's temperature
@@ -241,7 +249,7 @@ class WhisperBackend:
             best = (tokens, text, avg_logprob, float(result.no_speech_prob), ratio)
             if ratio <= 2.4 and avg_logprob >= -1.0:
                 break
-            prompt = m.get_prompt(tok, previous[-100:], without_timestamps=True)  # fall back without prefix
+            prompt = m.get_prompt(tok, previous, without_timestamps=True)  # fall back without prefix
         assert best is not None
         tokens, text, avg_logprob, no_speech_prob, ratio = best
         words = self._align(tok, enc, tokens, num_frames, language)
@@ -249,6 +257,17 @@ class WhisperBackend:
             words=tuple(words), language=language, avg_logprob=avg_logprob, no_speech_prob=no_speech_prob,
             compression_ratio=ratio, model=self.model_name, language_probs=lang_probs,
         )
+
+    def _vocabulary_tokens(self, tok, vocabulary: str) -> list[int]:
+        """The vocabulary's prompt tokens, capped (Whisper's previous-text budget is ~223 tokens in all)."""
+        key = (id(tok), vocabulary)
+        cached = self._vocab_cache.get(key)
+        if cached is None:
+            cached = tok.encode(" " + vocabulary.strip())[:VOCABULARY_MAX_TOKENS]
+            if len(self._vocab_cache) > 64:
+                self._vocab_cache.clear()
+            self._vocab_cache[key] = cached
+        return list(cached)
 
     def _align(self, tok, enc, tokens: list[int], num_frames: int, language: str) -> list[Word]:
         if not tokens:
@@ -267,11 +286,14 @@ class WhisperBackend:
                             probability=float(w["probability"])))
         return out
 
-    def transcribe_offline(self, audio: np.ndarray, language: str | None, beam_size: int = 5) -> str:
+    def transcribe_offline(self, audio: np.ndarray, language: str | None, beam_size: int = 5,
+                           vocabulary: str = "") -> str:
         """Whole-file decode with faster-whisper's standard 30 s pipeline: the offline baseline."""
         kwargs: dict = {"beam_size": beam_size, "vad_filter": False, "condition_on_previous_text": False}
         if language == "zh":
             kwargs["initial_prompt"] = ZH_PROMPT
+        if vocabulary.strip():
+            kwargs["hotwords"] = vocabulary.strip()
         with self._lock:
             segments, _info = self._model.transcribe(audio, language=language, **kwargs)
             # the generator decodes lazily: consume it here, in the worker thread

@@ -78,8 +78,11 @@ class ChannelTranscriber:
         language: str | None,
         params: StreamingParams,
         denoiser: Denoiser | None = None,
+        vocabularies: dict[str, str] | None = None,
     ) -> None:
         self.session_id = session_id
+        # domain terms steering every decode, per language (see AsrRequest.vocabulary, pipelines/vocabulary.py)
+        self.vocabularies = vocabularies or {}
         self.channel = channel
         self.speaker = speaker
         self.params = params
@@ -238,7 +241,8 @@ class ChannelTranscriber:
                 end_s=end / SAMPLE_RATE_HZ,
                 request=AsrRequest(audio=self._slice(start, end), language=self.language, prompt=prompt,
                                    prefix=prefix, complete=final,
-                                   context_s=max(0, speech_start - start) / SAMPLE_RATE_HZ),
+                                   context_s=max(0, speech_start - start) / SAMPLE_RATE_HZ,
+                                   vocabulary=self.vocabularies.get(self.language or "", "")),
             )
 
     def _maybe_trim_buffer(self) -> None:

@@ -27,6 +27,8 @@ class SessionConfig:
     # their channel roles and never diarize.
     diarize: bool = False
     max_speakers: int | None = None
+    # Decoder vocabulary of this call (product, bank and agent names ...), before the deployment's terms
+    vocabulary: tuple[str, ...] = ()
     # Owner of the session's data (set by the API from the caller's credentials, or by the tap's listener).
     tenant_id: str = "default"
 

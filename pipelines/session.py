@@ -154,11 +154,23 @@ class LiveSession:
         self._closing: asyncio.Task | None = None
         self.end_reason: str | None = None
         language = None if config.language == "auto" else config.language
+        from pipelines.vocabulary import join_terms, vocabulary_terms
+
+        terms = vocabulary_terms(manager.vocabulary, manager.packaged_vocabulary, config.vocabulary)
+        vocabularies = {lang: join_terms(lang, t) for lang, t in terms.items()}
+        # Mandarin captions that sound like a domain term but are not written as one get the term (see
+        # intelligence/zh_correct.py); the words keep what was decoded
+        self._corrector = None
+        if manager.phonetic_correction and terms["zh"]:
+            from intelligence.zh_correct import PhoneticCorrector
+
+            self._corrector = PhoneticCorrector(terms["zh"])
         self.transcribers = [
             ChannelTranscriber(
                 session_id=session_id, channel=i, speaker=name, input_rate_hz=config.sample_rate_hz,
                 language=language, params=manager.streaming,
                 denoiser=denoiser_factory() if denoiser_factory else None,
+                vocabularies=vocabularies,
             )
             for i, name in enumerate(config.channel_names)
         ]
@@ -263,7 +275,15 @@ class LiveSession:
                 pending = self._open_utterance[ev.channel]
                 if pending and pending[-1].speaker != ev.speaker:  # a new voice starts a new utterance
                     await self._close_utterance(ev.channel)
-            await self.emit(ev.to_dict())
+            corrections = []
+            if self._corrector is not None and ev.language == "zh":
+                text, corrections = self._corrector.correct(ev.text)
+                ev = replace(ev, text=text)
+            out = ev.to_dict()
+            if corrections:
+                out["corrections"] = [{"original": c.original, "term": c.term, "start": c.start, "end": c.end}
+                                      for c in corrections]
+            await self.emit(out)
             if ev.kind == "final":
                 if self.diarizer is not None:
                     await self._revise_speakers(ev.end_s)
@@ -517,6 +537,9 @@ class SessionManager:
         enricher_factories: list[EnricherFactory] | None = None,
         audio_dir: Path | None = None,
         speaker_encoder_factory: Callable[[], Any] | None = None,
+        vocabulary: str = "",
+        packaged_vocabulary: bool = False,
+        phonetic_correction: bool = False,
     ) -> None:
         self._executor_factory = executor_factory
         self._speaker_encoder_factory = speaker_encoder_factory
@@ -529,6 +552,9 @@ class SessionManager:
         self.denoiser_factory = denoiser_factory
         self.enricher_factories = list(enricher_factories or [])
         self.audio_dir = audio_dir
+        self.vocabulary = vocabulary  # the deployment's decoder vocabulary (comma-separated terms)
+        self.packaged_vocabulary = packaged_vocabulary  # add the packaged domain lexicon (models/lexicon)
+        self.phonetic_correction = phonetic_correction  # Mandarin sound-alikes of vocabulary terms -> the terms
         self.sessions: dict[str, LiveSession] = {}
         self.refused = 0
 
