@@ -107,6 +107,28 @@ def error_ops(refs: list[str], hyps: list[str], language: str) -> dict[str, floa
             "insertions": round(out.insertions / n, 4)}
 
 
+def correction_precision(refs: list[str], events_per_clip: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """How many phonetic corrections were made, and how many the references bear out.
+
+    A correction to a term counts as right up to the number of times the reference says that term more than the
+    uncorrected captions wrote it (per clip), so a correction that adds a term the speaker never said is wrong."""
+    made = right = 0
+    for ref, events in zip(refs, events_per_clip, strict=True):
+        fins = [e for e in events if e.get("type") == "transcript" and e.get("kind") == "final"]
+        by_term: dict[str, int] = {}
+        for e in fins:
+            for c in e.get("corrections") or ():
+                by_term[c["term"]] = by_term.get(c["term"], 0) + 1
+        if not by_term:
+            continue
+        text = "".join(e.get("text", "") for e in fins)
+        for term, n in by_term.items():
+            before = text.count(term) - n  # the term as the decoder itself wrote it
+            made += n
+            right += min(n, max(0, ref.count(term) - before))
+    return {"made": made, "precision": round(right / made, 3) if made else None}
+
+
 def word_latencies(events: list[dict[str, Any]], clock: str) -> tuple[list[float], list[float]]:
     """(final latencies, first-appearance latencies) for every word of the finals of one stream.
 
@@ -178,6 +200,7 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
         rt = build_runtime(settings)
         try:
             refs, hyps, offl = [], [], []
+            clip_events: list[list[dict[str, Any]]] = []
             final_lat, first_lat = [], []
             audio_s = 0.0
             stream_wall = 0.0
@@ -202,6 +225,7 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
                 first_lat += pl
                 refs.append(clip.text)
                 hyps.append(plain_text(finals(events)))
+                clip_events.append(events)
                 if offline:
                     pcm = audio.mono().samples[:, 0].astype(np.float32) / 32768.0
                     if audio.sample_rate_hz != 16000:
@@ -210,7 +234,7 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
                         pcm = soxr.resample(pcm, audio.sample_rate_hz, 16000).astype(np.float32)
                     backend = rt.manager.executor.decoder
                     vocab = build_vocabularies(settings.asr_vocabulary, settings.asr_domain_vocabulary).get(
-                        clip.language, "")  # the offline baseline is steered the same way
+                        clip.language, "") if settings.asr_vocabulary_prompt else ""  # steered as the stream is
                     offl.append(await asyncio.to_thread(backend.transcribe_offline, pcm, clip.language,
                                                         offline_beam, vocab))
             ex = rt.manager.executor
@@ -234,7 +258,10 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
                 "offline_beam_size": offline_beam if offline else None,
                 "streaming_beam_size": settings.asr_beam_size,
                 "step_s": settings.step_s,
-                "vocabulary": {"configured": settings.asr_vocabulary, "packaged": settings.asr_domain_vocabulary},
+                "vocabulary": {"configured": settings.asr_vocabulary, "packaged": settings.asr_domain_vocabulary,
+                               "in_prompt": settings.asr_vocabulary_prompt},
+                "zh_phonetic_correction": settings.zh_phonetic_correction,
+                "tail_redecode_s": settings.tail_redecode_s,
                 "date": time.strftime("%Y-%m-%d"),
                 # every clip, so a streaming-vs-offline gap can be traced to the clips that make it
                 "samples": [{"ref": r, "hyp": h, "offline": o} for r, h, o in
@@ -249,6 +276,7 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
                 result["cer_ops"] = error_ops(refs, hyps, language)
                 if offline:
                     result["offline_cer_ops"] = error_ops(refs, offl, language)
+                result["corrections"] = correction_precision(refs, clip_events)
                 result["per_clip_cer"] = [round(error_rate([r], [h], language), 4) for r, h in zip(refs, hyps,
                                                                                                    strict=True)]
             return result

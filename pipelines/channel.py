@@ -51,6 +51,9 @@ class StreamingParams:
     # An utterance that starts at most this long after the previous one ended also decodes this much audio before
     # its start (words already committed there are re-decoded as context only and dropped by time)
     left_context_s: float = 0.0
+    # A final decode whose last word ends this long before its audio does gets its tail decoded again (0: off)
+    tail_redecode_s: float = 0.0
+    max_tail_redecodes: int = 3
     vad: VadParams = VadParams()
 
 
@@ -63,6 +66,7 @@ class DecodeJob:
     offset_s: float
     end_s: float
     request: AsrRequest
+    tail_redecodes: int = 0  # how many times this utterance's unheard tail has already been decoded again
 
 
 class ChannelTranscriber:
@@ -103,7 +107,9 @@ class ChannelTranscriber:
         self._received = 0  # total 16 kHz samples received
         self._utt_start: int | None = None  # decode buffer start (sample), None when idle
         # (buffer start, end, speech start) of utterances awaiting a final decode
-        self._final_due: list[tuple[int, int, int]] = []
+        # (buffer start, end, speech start, tail re-decodes so far) of utterances awaiting a final decode
+        self._final_due: list[tuple[int, int, int, int]] = []
+        self._inflight_final_start: int | None = None  # keep its audio until its result is applied
         self._utt_speech_start = 0  # where the current utterance's own audio starts (after any left context)
         self._last_utt: tuple[int, int] | None = None  # (buffer start, end) of the last ended utterance
         self._left_context = int(params.left_context_s * SAMPLE_RATE_HZ)  # samples
@@ -152,7 +158,7 @@ class ChannelTranscriber:
                 if len(held):
                     self._append(held)
             if self._utt_start is not None:
-                self._final_due.append((self._utt_start, self._received, self._utt_speech_start))
+                self._final_due.append((self._utt_start, self._received, self._utt_speech_start, 0))
                 self._utt_start = None
             self.ended = True
 
@@ -178,7 +184,7 @@ class ChannelTranscriber:
                                           min(self._utt_start, ev.sample - context))
             elif ev.kind == "end" and self._utt_start is not None:
                 end = min(self._received, ev.sample + preroll // 2)
-                self._final_due.append((self._utt_start, end, self._utt_speech_start))
+                self._final_due.append((self._utt_start, end, self._utt_speech_start, 0))
                 self._last_utt = (self._utt_start, end)
                 self._utt_start = None
         self._trim_audio(max(preroll, self._left_context))
@@ -192,6 +198,8 @@ class ChannelTranscriber:
             keep_from = min(keep_from, self._utt_start)
         if self._final_due:
             keep_from = min(keep_from, self._final_due[0][0])
+        if self._inflight_final_start is not None:
+            keep_from = min(keep_from, self._inflight_final_start)
         drop = keep_from - self._audio_base
         if drop > SAMPLE_RATE_HZ:  # trim in >= 1 s steps to keep copies rare
             self._audio = self._audio[drop:]
@@ -218,13 +226,14 @@ class ChannelTranscriber:
             if not self.has_work():
                 return None
             if self._final_due:
-                start, end, speech_start = self._final_due.pop(0)
+                start, end, speech_start, redecodes = self._final_due.pop(0)
+                self._inflight_final_start = start
                 final = True
             else:
                 assert self._utt_start is not None
                 self._maybe_trim_buffer()
                 start, end, speech_start = self._utt_start, self._received, self._utt_speech_start
-                final = False
+                final, redecodes = False, 0
             self._last_decode_end = end
             # Prompt only with committed text that precedes the buffer: text inside the buffer would make
             # Whisper skip those words and squash their timestamps.
@@ -243,6 +252,7 @@ class ChannelTranscriber:
                                    prefix=prefix, complete=final,
                                    context_s=max(0, speech_start - start) / SAMPLE_RATE_HZ,
                                    vocabulary=self.vocabularies.get(self.language or "", "")),
+                tail_redecodes=redecodes,
             )
 
     def _maybe_trim_buffer(self) -> None:
@@ -269,9 +279,11 @@ class ChannelTranscriber:
             words = self._absolute_words(job, hyp)
             clock = self.received_s if media_clock_s is None else media_clock_s
             events: list[TranscriptEvent] = []
+            redecode_tail = False
             if job.final:
                 committed = self._policy.flush(words)
                 tentative: list[Word] = []
+                redecode_tail = self._schedule_tail(job, words)
             else:
                 until_s = job.end_s - self.params.min_right_context_s
                 if job.end_s - job.offset_s < self.params.min_commit_audio_s:
@@ -299,8 +311,29 @@ class ChannelTranscriber:
                 events.append(self._event("partial", self._pending_segment, [], language, hyp.model, clock))
                 self._partial_shown = False
             if job.final:
-                self._prompt_words.clear()
+                self._inflight_final_start = None
+                if not redecode_tail:  # the tail's decode continues this utterance: keep its prompt
+                    self._prompt_words.clear()
             return events
+
+    def _schedule_tail(self, job: DecodeJob, words: list[Word]) -> bool:
+        """After a final decode whose words stop well before the end of its audio, decode the rest again.
+
+        Whisper often ends a window after its first sentence when a second speaker or sentence follows closely
+        (in-room Mandarin mixes lost whole replies this way: 13 % of reference characters deleted, against
+        0.2 % offline). The unheard tail gets its own final decode, a few times at most per utterance."""
+        if not words or not self.params.tail_redecode_s or job.tail_redecodes >= self.params.max_tail_redecodes:
+            return False  # nothing heard at all (silence, or discarded as noise): decoding again would not help
+        heard_until = words[-1].end_s
+        if job.end_s - heard_until < self.params.tail_redecode_s:
+            return False
+        start = max(int(round((heard_until - 0.05) * SAMPLE_RATE_HZ)), self._audio_base,
+                    int(round(job.offset_s * SAMPLE_RATE_HZ)) + 1)
+        end = int(round(job.end_s * SAMPLE_RATE_HZ))
+        if end - start < int(self.params.tail_redecode_s * SAMPLE_RATE_HZ) or start < self._audio_base:
+            return False
+        self._final_due.insert(0, (start, end, start, job.tail_redecodes + 1))
+        return True
 
     def _absolute_words(self, job: DecodeJob, hyp: AsrHypothesis) -> list[Word]:
         quality = HypothesisQuality(hyp.avg_logprob, hyp.no_speech_prob, hyp.compression_ratio)

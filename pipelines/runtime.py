@@ -38,6 +38,7 @@ def streaming_params(settings: HarkenSettings) -> StreamingParams:
         sure_probability=settings.sure_probability,
         sure_right_context_s=settings.sure_right_context_s,
         left_context_s=settings.left_context_s,
+        tail_redecode_s=settings.tail_redecode_s,
         vad=VadParams(aggressiveness=settings.vad_aggressiveness, end_silence_ms=settings.vad_end_silence_ms),
     )
 
@@ -90,5 +91,6 @@ def build_runtime(settings: HarkenSettings, enrichers: list[EnricherFactory] | N
         vocabulary=settings.asr_vocabulary,
         packaged_vocabulary=settings.asr_domain_vocabulary,
         phonetic_correction=settings.zh_phonetic_correction,
+        vocabulary_prompt=settings.asr_vocabulary_prompt,
     )
     return Runtime(settings=settings, store=store, sink=sink, manager=manager)

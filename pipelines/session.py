@@ -157,7 +157,7 @@ class LiveSession:
         from pipelines.vocabulary import join_terms, vocabulary_terms
 
         terms = vocabulary_terms(manager.vocabulary, manager.packaged_vocabulary, config.vocabulary)
-        vocabularies = {lang: join_terms(lang, t) for lang, t in terms.items()}
+        vocabularies = {lang: join_terms(lang, t) for lang, t in terms.items()} if manager.vocabulary_prompt else {}
         # Mandarin captions that sound like a domain term but are not written as one get the term (see
         # intelligence/zh_correct.py); the words keep what was decoded
         self._corrector = None
@@ -540,6 +540,7 @@ class SessionManager:
         vocabulary: str = "",
         packaged_vocabulary: bool = False,
         phonetic_correction: bool = False,
+        vocabulary_prompt: bool = False,
     ) -> None:
         self._executor_factory = executor_factory
         self._speaker_encoder_factory = speaker_encoder_factory
@@ -555,6 +556,7 @@ class SessionManager:
         self.vocabulary = vocabulary  # the deployment's decoder vocabulary (comma-separated terms)
         self.packaged_vocabulary = packaged_vocabulary  # add the packaged domain lexicon (models/lexicon)
         self.phonetic_correction = phonetic_correction  # Mandarin sound-alikes of vocabulary terms -> the terms
+        self.vocabulary_prompt = vocabulary_prompt  # also put the terms in the decoder's prompt
         self.sessions: dict[str, LiveSession] = {}
         self.refused = 0
 

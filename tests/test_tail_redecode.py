@@ -1,0 +1,61 @@
+"""A final decode whose words stop well before its audio does gets the unheard tail decoded again (Whisper ends a
+window after its first sentence when another speaker follows closely; in-room Mandarin lost whole replies)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from intelligence.types import Word
+from models.asr import SAMPLE_RATE_HZ, AsrHypothesis, AsrRequest
+from pipelines.channel import ChannelTranscriber, DecodeJob, StreamingParams
+
+
+def _transcriber(tail_redecode_s: float) -> ChannelTranscriber:
+    ct = ChannelTranscriber(session_id="s", channel=0, speaker="x", input_rate_hz=SAMPLE_RATE_HZ, language="zh",
+                            params=StreamingParams(tail_redecode_s=tail_redecode_s, max_tail_redecodes=2))
+    # five seconds of audio held for a final decode in flight (as take_job leaves it)
+    ct._audio = np.zeros(5 * SAMPLE_RATE_HZ, dtype=np.int16)
+    ct._received = 5 * SAMPLE_RATE_HZ
+    ct._inflight_final_start = 0
+    return ct
+
+
+def _final(offset_s: float, end_s: float, redecodes: int = 0) -> DecodeJob:
+    n = int((end_s - offset_s) * SAMPLE_RATE_HZ)
+    return DecodeJob(channel=0, final=True, offset_s=offset_s, end_s=end_s,
+                     request=AsrRequest(audio=np.zeros(n, dtype=np.float32), language="zh", complete=True),
+                     tail_redecodes=redecodes)
+
+
+def _hyp(*words: tuple[str, float, float]) -> AsrHypothesis:
+    return AsrHypothesis(words=tuple(Word(t, a, b, 0.9) for t, a, b in words), language="zh", avg_logprob=-0.3,
+                         no_speech_prob=0.1, compression_ratio=1.0, model="m")
+
+
+def test_an_unheard_tail_is_decoded_again_with_the_prompt_kept() -> None:
+    ct = _transcriber(1.2)
+    events = ct.apply(_final(0.0, 5.0), _hyp(("收益", 0.2, 0.8), ("大概", 0.9, 1.5), ("多少呢", 1.5, 2.0)))
+    assert [e.kind for e in events] == ["final"] and events[0].text == "收益大概多少呢"
+    job = ct.take_job()
+    assert job is not None and job.final and job.tail_redecodes == 1
+    assert abs(job.offset_s - 1.95) < 0.01 and job.end_s == 5.0
+    assert job.request.prompt == "收益大概多少呢"  # the tail continues the utterance
+    # the tail's own decode hears the rest: the utterance ends there
+    events = ct.apply(job, _hyp(("业绩", 0.3, 0.9), ("比较", 0.9, 1.4), ("基准", 1.4, 2.9)))
+    assert events[0].text == "业绩比较基准" and events[0].start_s > 2.0
+    assert ct.take_job() is None and ct._prompt_words == []
+
+
+def test_no_redecode_when_heard_to_the_end_silent_or_exhausted() -> None:
+    ct = _transcriber(1.2)
+    ct.apply(_final(0.0, 5.0), _hyp(("好的", 0.2, 4.4)))
+    assert ct.take_job() is None  # heard to the end
+    ct = _transcriber(1.2)
+    ct.apply(_final(0.0, 5.0), _hyp())
+    assert ct.take_job() is None  # nothing heard (silence, or discarded as noise): again would not help
+    ct = _transcriber(1.2)
+    ct.apply(_final(0.0, 5.0, redecodes=2), _hyp(("好的", 0.2, 0.6)))
+    assert ct.take_job() is None  # at most max_tail_redecodes per utterance
+    ct = _transcriber(0.0)
+    ct.apply(_final(0.0, 5.0), _hyp(("好的", 0.2, 0.6)))
+    assert ct.take_job() is None  # off
