@@ -108,3 +108,9 @@ class PhoneticCorrector:
             at = end_c
         out.append(text[at:])
         return "".join(out), corrections
+
+
+@lru_cache(maxsize=32)
+def corrector_for(terms: tuple[str, ...]) -> PhoneticCorrector:
+    """A shared corrector per lexicon (sessions of one deployment mostly share it; building one reads pinyin)."""
+    return PhoneticCorrector(terms)

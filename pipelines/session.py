@@ -162,9 +162,9 @@ class LiveSession:
         # intelligence/zh_correct.py); the words keep what was decoded
         self._corrector = None
         if manager.phonetic_correction and terms["zh"]:
-            from intelligence.zh_correct import PhoneticCorrector
+            from intelligence.zh_correct import corrector_for
 
-            self._corrector = PhoneticCorrector(terms["zh"])
+            self._corrector = corrector_for(tuple(terms["zh"]))
         self.transcribers = [
             ChannelTranscriber(
                 session_id=session_id, channel=i, speaker=name, input_rate_hz=config.sample_rate_hz,
