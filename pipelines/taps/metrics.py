@@ -8,7 +8,7 @@ folded into per-tap totals, so a scrape sees live and finished streams alike and
 Each exporter names its families with its own prefix (`harken_sip_rtp_`, `harken_audiosocket_`,
 `harken_tap_ws_`), because the app's collector yields every exporter's families side by side and a metric
 name may appear only once in an exposition. Every family has a `tap` label (sip/siprec, audiosocket, twilio,
-audiohook, freeswitch). Live streams also get a jitter gauge labelled by session and channel; it disappears
+audiohook, freeswitch). Live streams also get a jitter gauge (the worst per tap and channel); it disappears
 when the stream ends (the per-tap maximum stays).
 """
 
@@ -115,10 +115,16 @@ class TapMetrics:
         yield streams
         yield active
         yield jitter_max
-        jitter = GaugeMetricFamily(f"{p}_jitter_ms", "Interarrival jitter of a live stream (RFC 3550)",
-                                   labels=["tap", "session", "channel"])
+        # the worst live stream per tap and channel, not per session: /metrics is public and session ids belong to
+        # their tenants
+        jitter = GaugeMetricFamily(f"{p}_jitter_ms", "Highest interarrival jitter of the live streams (RFC 3550)",
+                                   labels=["tap", "channel"])
+        worst: dict[tuple[str, str], float] = {}
         for x in live:
-            jitter.add_metric([x.tap, x.session_id, str(x.stats.channel)], x.stats.jitter_ms)
+            key = (x.tap, str(x.stats.channel))
+            worst[key] = max(worst.get(key, 0.0), x.stats.jitter_ms)
+        for (tap, channel), value in sorted(worst.items()):
+            jitter.add_metric([tap, channel], value)
         yield jitter
 
     def metrics(self) -> Iterator[Metric]:
