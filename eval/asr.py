@@ -108,25 +108,30 @@ def error_ops(refs: list[str], hyps: list[str], language: str) -> dict[str, floa
 
 
 def correction_precision(refs: list[str], events_per_clip: list[list[dict[str, Any]]]) -> dict[str, Any]:
-    """How many phonetic corrections were made, and how many the references bear out.
+    """How many corrections were made (domain lexicon and homophones, also per kind), and how many the references
+    bear out.
 
     A correction to a term counts as right up to the number of times the reference says that term more than the
     uncorrected captions wrote it (per clip), so a correction that adds a term the speaker never said is wrong."""
-    made = right = 0
+    made: dict[str, int] = {}
+    right: dict[str, int] = {}
     for ref, events in zip(refs, events_per_clip, strict=True):
         fins = [e for e in events if e.get("type") == "transcript" and e.get("kind") == "final"]
-        by_term: dict[str, int] = {}
+        by_term: dict[tuple[str, str], int] = {}
         for e in fins:
             for c in e.get("corrections") or ():
-                by_term[c["term"]] = by_term.get(c["term"], 0) + 1
+                key = (c.get("kind", "lexicon"), c["term"])
+                by_term[key] = by_term.get(key, 0) + 1
         if not by_term:
             continue
         text = "".join(e.get("text", "") for e in fins)
-        for term, n in by_term.items():
+        for (kind, term), n in by_term.items():
             before = text.count(term) - n  # the term as the decoder itself wrote it
-            made += n
-            right += min(n, max(0, ref.count(term) - before))
-    return {"made": made, "precision": round(right / made, 3) if made else None}
+            made[kind] = made.get(kind, 0) + n
+            right[kind] = right.get(kind, 0) + min(n, max(0, ref.count(term) - before))
+    total, good = sum(made.values()), sum(right.values())
+    return {"made": total, "precision": round(good / total, 3) if total else None,
+            "by_kind": {k: {"made": made[k], "precision": round(right[k] / made[k], 3)} for k in sorted(made)}}
 
 
 def word_latencies(events: list[dict[str, Any]], clock: str) -> tuple[list[float], list[float]]:
@@ -261,6 +266,7 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
                 "vocabulary": {"configured": settings.asr_vocabulary, "packaged": settings.asr_domain_vocabulary,
                                "in_prompt": settings.asr_vocabulary_prompt},
                 "zh_phonetic_correction": settings.zh_phonetic_correction,
+                "zh_homophone_correction": settings.zh_homophone_correction,
                 "tail_redecode_s": settings.tail_redecode_s,
                 "date": time.strftime("%Y-%m-%d"),
                 # every clip, so a streaming-vs-offline gap can be traced to the clips that make it

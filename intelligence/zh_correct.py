@@ -28,12 +28,14 @@ def _is_han(ch: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Correction:
-    """One replacement: characters `start`..`end` of the original text, `original` written there, now `term`."""
+    """One replacement: characters `start`..`end` of the original text, `original` written there, now `term`.
+    `kind`: "lexicon" (a domain term, this module) or "homophone" (a likelier word, intelligence/zh_homophones)."""
 
     start: int
     end: int
     original: str
     term: str
+    kind: str = "lexicon"
 
 
 @lru_cache(maxsize=4096)

@@ -54,6 +54,9 @@ class StreamingParams:
     # A final decode whose last word ends this long before its audio does gets its tail decoded again (0: off)
     tail_redecode_s: float = 0.0
     max_tail_redecodes: int = 3
+    # Keep the committed text of earlier utterances as the decoder's prompt (as an offline decode conditions on
+    # the previous window), per language: {"zh"} = Mandarin only
+    carry_prompt_languages: frozenset[str] = frozenset()
     vad: VadParams = VadParams()
 
 
@@ -312,7 +315,8 @@ class ChannelTranscriber:
                 self._partial_shown = False
             if job.final:
                 self._inflight_final_start = None
-                if not redecode_tail:  # the tail's decode continues this utterance: keep its prompt
+                # the tail's decode continues this utterance: keep its prompt
+                if not redecode_tail and (self.language or "") not in self.params.carry_prompt_languages:
                     self._prompt_words.clear()
             return events
 

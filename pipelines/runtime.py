@@ -39,6 +39,7 @@ def streaming_params(settings: HarkenSettings) -> StreamingParams:
         sure_right_context_s=settings.sure_right_context_s,
         left_context_s=settings.left_context_s,
         tail_redecode_s=settings.tail_redecode_s,
+        carry_prompt_languages=frozenset(x.strip() for x in settings.carry_prompt_languages.split(",") if x.strip()),
         vad=VadParams(aggressiveness=settings.vad_aggressiveness, end_silence_ms=settings.vad_end_silence_ms),
     )
 
@@ -91,6 +92,7 @@ def build_runtime(settings: HarkenSettings, enrichers: list[EnricherFactory] | N
         vocabulary=settings.asr_vocabulary,
         packaged_vocabulary=settings.asr_domain_vocabulary,
         phonetic_correction=settings.zh_phonetic_correction,
+        homophone_correction=settings.zh_homophone_correction,
         vocabulary_prompt=settings.asr_vocabulary_prompt,
     )
     return Runtime(settings=settings, store=store, sink=sink, manager=manager)

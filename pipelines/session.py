@@ -165,6 +165,7 @@ class LiveSession:
             from intelligence.zh_correct import corrector_for
 
             self._corrector = corrector_for(tuple(terms["zh"]))
+        self._homophones = manager.homophone_correction  # the corrector is built on the first Mandarin final
         self.transcribers = [
             ChannelTranscriber(
                 session_id=session_id, channel=i, speaker=name, input_rate_hz=config.sample_rate_hz,
@@ -276,13 +277,13 @@ class LiveSession:
                 if pending and pending[-1].speaker != ev.speaker:  # a new voice starts a new utterance
                     await self._close_utterance(ev.channel)
             corrections = []
-            if self._corrector is not None and ev.language == "zh":
-                text, corrections = self._corrector.correct(ev.text)
+            if ev.language == "zh" and (self._corrector is not None or self._homophones):
+                text, corrections = await asyncio.to_thread(self._correct_mandarin, ev.text)
                 ev = replace(ev, text=text)
             out = ev.to_dict()
             if corrections:
-                out["corrections"] = [{"original": c.original, "term": c.term, "start": c.start, "end": c.end}
-                                      for c in corrections]
+                out["corrections"] = [{"original": c.original, "term": c.term, "start": c.start, "end": c.end,
+                                       "kind": c.kind} for c in corrections]
             await self.emit(out)
             if ev.kind == "final":
                 if self.diarizer is not None:
@@ -296,6 +297,14 @@ class LiveSession:
             long_enough = pending and pending[-1].end_s - pending[0].start_s >= MAX_UTTERANCE_S
             if pending and (utterance_end or long_enough):
                 await self._close_utterance(channel)
+
+    def _correct_mandarin(self, text: str) -> tuple[str, list]:
+        """Domain-term then homophone correction of one Mandarin final (worker thread: the first call builds
+        the homophone model, a few seconds)."""
+        from intelligence.zh_homophones import HomophoneCorrector, correct_mandarin, homophone_model
+
+        homophones = HomophoneCorrector(homophone_model()) if self._homophones else None
+        return correct_mandarin(text, self._corrector, homophones)
 
     async def _close_utterance(self, channel: int) -> None:
         pending = self._open_utterance[channel]
@@ -541,6 +550,7 @@ class SessionManager:
         packaged_vocabulary: bool = False,
         phonetic_correction: bool = False,
         vocabulary_prompt: bool = False,
+        homophone_correction: bool = False,
     ) -> None:
         self._executor_factory = executor_factory
         self._speaker_encoder_factory = speaker_encoder_factory
@@ -557,6 +567,9 @@ class SessionManager:
         self.packaged_vocabulary = packaged_vocabulary  # add the packaged domain lexicon (models/lexicon)
         self.phonetic_correction = phonetic_correction  # Mandarin sound-alikes of vocabulary terms -> the terms
         self.vocabulary_prompt = vocabulary_prompt  # also put the terms in the decoder's prompt
+        # Mandarin homophones re-chosen by word frequency (intelligence/zh_homophones.py)
+        self.homophone_correction = homophone_correction
+        self._homophones_warm: asyncio.Future | None = None
         self.sessions: dict[str, LiveSession] = {}
         self.refused = 0
 
@@ -619,6 +632,11 @@ class SessionManager:
         if config.diarized and self._speaker_encoder is None:
             self._speaker_encoder = await asyncio.to_thread(self._make_speaker_encoder)
         await self.sink.create_session(session_id, config, self.executor.decoder.model_name)
+        if self.homophone_correction and config.language == "zh" and self._homophones_warm is None:
+            # build the homophone model (seconds) while the call's first words are decoded, not after them
+            from intelligence.zh_homophones import homophone_model
+
+            self._homophones_warm = asyncio.ensure_future(asyncio.to_thread(homophone_model))
         session = LiveSession(self, config, session_id, overflow=overflow, paced=paced,
                               denoiser_factory=self.denoiser_factory, paced_decode_s=paced_decode_s)
         self.sessions[session_id] = session

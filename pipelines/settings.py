@@ -70,10 +70,18 @@ class HarkenSettings(BaseSettings):
     asr_domain_vocabulary: bool = True
     asr_vocabulary_prompt: bool = False
     zh_phonetic_correction: bool = True
+    # Mandarin homophones re-chosen by word frequency where the replacement is a far likelier word read the same
+    # way and (mostly) with the same tones (保险 written 报显): intelligence/zh_homophones.py, measured in
+    # docs/results-log.md (2026-12-06)
+    zh_homophone_correction: bool = True
     # A final decode whose words stop this long before its audio ends has the rest decoded again: Whisper ends a
     # window after its first sentence when another speaker follows closely (unseen Mandarin calls: deleted
     # characters 10.7 % -> 1.2 %, CER 0.263 -> 0.179; English telephone WER ratio 1.007); 0 turns it off
     tail_redecode_s: float = 1.2
+    # Languages whose decodes are prompted with the text of the utterances before (comma-separated; "" = none).
+    # Mandarin: each utterance otherwise starts cold with a generic prompt, and Whisper base picks homophones
+    # without the call's topic (unseen calls 0.171 -> 0.162, 2026-12-06); English keeps its left audio context
+    carry_prompt_languages: str = "zh"
     # Access control (issue 13): users, roles and per-tenant API keys on every route, WebSocket and tap.
     # Off only for a single-user local install; `harken serve` creates the first admin when there is none.
     auth: bool = True

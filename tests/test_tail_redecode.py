@@ -59,3 +59,17 @@ def test_no_redecode_when_heard_to_the_end_silent_or_exhausted() -> None:
     ct = _transcriber(0.0)
     ct.apply(_final(0.0, 5.0), _hyp(("好的", 0.2, 0.6)))
     assert ct.take_job() is None  # off
+
+
+def test_carried_prompt_spans_utterances_only_for_the_languages_named() -> None:
+    """With carry_prompt_languages, the next utterance is prompted with the text of the ones before (as an
+    offline decode conditions on its previous window); other languages start each utterance afresh."""
+    for languages, expected in ((frozenset({"zh"}), "理财产品不是存款"), (frozenset(), "")):
+        ct = ChannelTranscriber(session_id="s", channel=0, speaker="x", input_rate_hz=SAMPLE_RATE_HZ,
+                                language="zh", params=StreamingParams(carry_prompt_languages=languages))
+        ct._audio = np.zeros(8 * SAMPLE_RATE_HZ, dtype=np.int16)
+        ct._received = 8 * SAMPLE_RATE_HZ
+        ct.apply(_final(0.0, 3.0), _hyp(("理财产品", 0.2, 1.2), ("不是存款", 1.2, 2.5)))
+        ct._final_due.append((4 * SAMPLE_RATE_HZ, 8 * SAMPLE_RATE_HZ, 4 * SAMPLE_RATE_HZ, 0))
+        job = ct.take_job()
+        assert job is not None and job.request.prompt == expected
