@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "api.cli_core",
     "api.cli_minutes",
     "api.cli_identity",
+    "api.cli_db",
     "eval.asr_cli",
     "eval.denoise_cli",
     "eval.classifiers_cli",

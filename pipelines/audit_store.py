@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 
 from intelligence.audit_chain import AuditConflict, AuditRecord, canonical_json
+from pipelines.migrate import upgrade
 
 metadata = sa.MetaData()
 
@@ -30,12 +31,12 @@ audit_log_table = sa.Table(
 
 
 class SqlAuditStorage:
-    """`AuditStorage` on a SQL database. Creates its table if missing (`create=False` to skip)."""
+    """`AuditStorage` on a SQL database. Migrates the schema on open (`create=False` to skip)."""
 
     def __init__(self, engine: sa.Engine, *, create: bool = True) -> None:
         self.engine = engine
         if create:
-            metadata.create_all(engine)
+            upgrade(engine)  # the schema of every store, under a lock (see pipelines.migrate)
 
     def append(self, record: AuditRecord) -> None:
         try:

@@ -20,6 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from intelligence.access import DEFAULT_TENANT, Role, perms_for_scopes
+from pipelines.migrate import upgrade
 
 metadata = sa.MetaData()
 
@@ -121,11 +122,11 @@ def _key(row: sa.RowMapping) -> ApiKey:
 
 
 class IdentityStore:
-    """Users, keys and sign-in sessions on a SQLAlchemy engine (tables created if missing)."""
+    """Users, keys and sign-in sessions on a SQLAlchemy engine (schema migrated on open)."""
 
     def __init__(self, engine: sa.Engine, hasher: PasswordHasher | None = None) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        upgrade(engine)  # the schema of every store, under a lock (see pipelines.migrate)
         self._hasher = hasher or PasswordHasher()
         self._lock = threading.Lock()
         # verifying against a real hash when the user does not exist keeps timing from revealing usernames

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from pipelines.migrate import upgrade
+
 metadata = sa.MetaData()
 
 sessions_table = sa.Table(
@@ -96,10 +98,7 @@ class Store:
         if url.startswith("sqlite"):
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        metadata.create_all(self.engine)
-        from pipelines.schema_upgrade import add_missing_columns
-
-        add_missing_columns(self.engine, sessions_table)
+        upgrade(self.engine)  # create, adopt a pre-Alembic database, or migrate (see pipelines.migrate)
         self._cipher = cipher
         self._lock = threading.Lock()  # SQLite allows one writer; keep our writes serial
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from intelligence.tickets import Ticket, TicketConflict, TicketFilter, TicketNotFound
+from pipelines.migrate import upgrade
 
 metadata = sa.MetaData()
 
@@ -50,10 +51,7 @@ class SqlTicketRepository:
         self.engine = engine
         self._cipher = cipher
         if create:
-            metadata.create_all(engine)
-            from pipelines.schema_upgrade import add_missing_columns
-
-            add_missing_columns(engine, tickets_table)
+            upgrade(engine)  # the schema of every store, under a lock (see pipelines.migrate)
 
     def _body(self, t: Ticket) -> bytes:
         d = t.to_dict()

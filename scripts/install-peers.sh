@@ -4,12 +4,15 @@
 #   SIPp (Debian package sip-tester)  - SIP/SIPREC UAC with pcap RTP replay
 #   streamdouble (PyPI, a dev extra)  - Twilio Media Streams simulator
 #   Chromium (Debian package chromium) - the console's browser tests (Playwright drives it by path)
+#   PostgreSQL (Debian package postgresql) - the store tests start a throwaway server (tests/pg_server.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# the Debian package keeps initdb off PATH, under /usr/lib/postgresql/<version>/bin
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -24,3 +27,5 @@ fi
 
 command -v sipp >/dev/null 2>&1 && echo "peers ready: $(sipp -v 2>&1 | grep -o 'SIPp v[^ ]*' | head -1)"
 command -v chromium >/dev/null 2>&1 && echo "browser ready: $(chromium --version 2>/dev/null | head -1)"
+initdb_bin=$(compgen -G "/usr/lib/postgresql/*/bin/initdb" | sort -V | tail -1 || true)
+if [ -n "$initdb_bin" ]; then echo "postgresql ready: $("$initdb_bin" --version)"; fi

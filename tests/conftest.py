@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg_server import postgres_server, postgres_url  # noqa: F401 (fixtures for every test module)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 

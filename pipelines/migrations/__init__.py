@@ -1,0 +1,1 @@
+"""Alembic migration environment for the stores' schema (run programmatically by `pipelines.migrate`)."""
