@@ -65,7 +65,9 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
         if settings.asr_warm_up:
             took_s = await state.runtime.manager.warm_up()
             log.info("ASR model %s warm in %.1f s", settings.asr_model, took_s)
-        interrupted = await asyncio.to_thread(state.runtime.store.mark_interrupted)
+        # One node: whatever a previous run left live was interrupted. Several nodes share the store (a broker is
+        # configured): another node's live sessions are not ours to end.
+        interrupted = 0 if settings.broker_url else await asyncio.to_thread(state.runtime.store.mark_interrupted)
         if interrupted:
             log.warning("%d sessions were left live by a previous run; marked ended (server_restart)", interrupted)
         from api.servers import start_servers

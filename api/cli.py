@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "eval.clauses_cli",
     "eval.diarization_cli",
     "eval.minutes_cli",
+    "eval.broker_cli",
 )
 
 

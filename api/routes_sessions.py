@@ -173,8 +173,14 @@ async def _follow(state, session_id: str, keepalive_s: float | None = None) -> A
     """History then live events of a session; for an ended session, its stored history. Raises KeyError."""
     session = state.manager.get(session_id)
     if session is None:
-        if await asyncio.to_thread(state.store.get_session, session_id) is None:
+        row = await asyncio.to_thread(state.store.get_session, session_id)
+        if row is None:
             raise KeyError(session_id)
+        if row.status == "live" and state.manager.broker is not None:
+            # live on another process: follow it through the broker (any gateway serves any session)
+            async for ev in _follow_broker(state, session_id, keepalive_s):
+                yield ev
+            return
         for ev in await asyncio.to_thread(state.store.events, session_id):
             yield redact_event_evidence(ev)
         return
@@ -197,3 +203,33 @@ async def _follow(state, session_id: str, keepalive_s: float | None = None) -> A
             yield redact_event_evidence(ev)
     finally:
         session.bus.unsubscribe(sub)
+
+
+async def _follow_broker(state, session_id: str, keepalive_s: float | None) -> AsyncIterator[Any]:
+    """A session another process runs, through the event broker: its retained events, then live ones. A gap the
+    broker reports (retention trimmed, or events it never got) is filled from the store, which has every durable
+    event; overflow ends the stream with the same error as a local subscription."""
+    sub = state.manager.broker.subscribe(session_id, after_seq=-1)
+    it = sub.__aiter__()
+    try:
+        while True:
+            try:
+                ev = await (asyncio.wait_for(it.__anext__(), timeout=keepalive_s) if keepalive_s
+                            else it.__anext__())
+            except TimeoutError:
+                yield None
+                continue
+            except StopAsyncIteration:
+                break
+            if ev.get("type") == "gap":
+                stored = await asyncio.to_thread(state.store.events, session_id, None, ev["after_seq"])
+                for old in stored:
+                    if old.get("seq", -1) < ev["next_seq"]:
+                        yield redact_event_evidence(old)
+                continue
+            yield redact_event_evidence(ev)
+        if sub.end_reason == "overflow":
+            yield {"type": "error", "code": "overflow",
+                   "message": "subscriber too slow; resume from /events?after_seq="}
+    finally:
+        await sub.aclose()

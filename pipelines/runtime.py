@@ -22,6 +22,8 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.manager.close_all()
+        if self.manager.broker is not None:
+            await self.manager.broker.close()  # after the sessions' last events (session_end) went out
         await self.sink.stop()
         self.manager.shutdown()
         self.store.close()
@@ -76,6 +78,15 @@ def executor_factory(settings: HarkenSettings):
     return build
 
 
+def _broker(settings: HarkenSettings):
+    """The cross-process event broker, or None: one process needs none (its sessions' own buses serve)."""
+    if not settings.broker_url:
+        return None
+    from pipelines.broker import make_broker
+
+    return make_broker(settings.broker_url)
+
+
 def build_runtime(settings: HarkenSettings, enrichers: list[EnricherFactory] | None = None) -> Runtime:
     """Create the runtime. Call from inside a running event loop (the sink starts a task lazily)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -94,5 +105,6 @@ def build_runtime(settings: HarkenSettings, enrichers: list[EnricherFactory] | N
         phonetic_correction=settings.zh_phonetic_correction,
         homophone_correction=settings.zh_homophone_correction,
         vocabulary_prompt=settings.asr_vocabulary_prompt,
+        broker=_broker(settings),
     )
     return Runtime(settings=settings, store=store, sink=sink, manager=manager)

@@ -262,6 +262,8 @@ class LiveSession:
         self.bus.publish(event)
         if durable:
             await self.manager.sink.put(self.session_id, event["seq"], event)
+        if self.manager.broker is not None:  # subscribers on other gateways (bounded outbox, never unbounded)
+            await self.manager.broker.publish(self.session_id, event["seq"] if durable else None, event)
 
     async def _emit_transcripts(self, events: list[TranscriptEvent], utterance_end: bool = False,
                                 channel: int | None = None) -> None:
@@ -551,6 +553,7 @@ class SessionManager:
         phonetic_correction: bool = False,
         vocabulary_prompt: bool = False,
         homophone_correction: bool = False,
+        broker: Any = None,
     ) -> None:
         self._executor_factory = executor_factory
         self._speaker_encoder_factory = speaker_encoder_factory
@@ -570,6 +573,8 @@ class SessionManager:
         # Mandarin homophones re-chosen by word frequency (intelligence/zh_homophones.py)
         self.homophone_correction = homophone_correction
         self._homophones_warm: asyncio.Future | None = None
+        # pipelines.broker.EventBroker shared by the gateways, or None (this process's subscribers only)
+        self.broker = broker
         self.sessions: dict[str, LiveSession] = {}
         self.refused = 0
 

@@ -91,6 +91,9 @@ class HarkenSettings(BaseSettings):
     login_max_failures: int = 5  # failed sign-ins per username and address within login_window_s, then 429
     login_window_s: float = 300.0
     tap_tenant: str = "default"  # tenant of sessions from SIP/SIPREC and AudioSocket listeners (no per-call auth)
+    # Event broker between gateways (issue 14): None = this process only; "redis://host:port/db" = Redis Streams,
+    # so a subscriber on any gateway follows a session that another process runs (docs/broker.md)
+    broker_url: str | None = None
     # Taps
     audiohook_api_key: str | None = None
     audiohook_client_secret: str | None = None
