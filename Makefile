@@ -25,6 +25,7 @@ test: install
 	@echo "installing protocol peers for the tap tests (scripts/install-peers.sh): SIPp (Debian sip-tester, apt-get) for SIP/SIPREC, streamdouble (PyPI) for Twilio Media Streams ..."
 	-bash scripts/install-peers.sh || echo "warning: protocol peers not installed; their tests will skip"
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=15
 
 test-fast: install
