@@ -165,7 +165,7 @@ class LiveSession:
             from intelligence.zh_correct import corrector_for
 
             self._corrector = corrector_for(tuple(terms["zh"]))
-        self._homophones = manager.homophone_correction  # the corrector is built on the first Mandarin final
+        self._homophones = manager.homophone_correction  # its model is built on the first Mandarin caption
         self.transcribers = [
             ChannelTranscriber(
                 session_id=session_id, channel=i, speaker=name, input_rate_hz=config.sample_rate_hz,
@@ -301,7 +301,7 @@ class LiveSession:
                 await self._close_utterance(channel)
 
     def _correct_mandarin(self, text: str) -> tuple[str, list]:
-        """Domain-term then homophone correction of one Mandarin final (worker thread: the first call builds
+        """Domain-term then homophone correction of one Mandarin caption (worker thread: the first call builds
         the homophone model, a few seconds)."""
         from intelligence.zh_homophones import HomophoneCorrector, correct_mandarin, homophone_model
 
