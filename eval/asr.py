@@ -157,6 +157,17 @@ def word_latencies(events: list[dict[str, Any]], clock: str) -> tuple[list[float
     return final_lat, first_lat
 
 
+def latency_by_commit(events: list[dict[str, Any]], clock: str) -> dict[str, list[float]]:
+    """Final-caption latency of every word, grouped by why its final was committed (the event's `commit`:
+    agreement inside the utterance, utterance end, forced): where the time goes."""
+    out: dict[str, list[float]] = {}
+    for ev in events:
+        if ev.get("type") == "transcript" and ev.get("kind") == "final":
+            lat = out.setdefault(ev.get("commit") or "unknown", [])
+            lat.extend(max(0.0, ev[clock] - w["end_s"]) for w in ev.get("words", []))
+    return out
+
+
 def pct(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "mean": None}
@@ -207,6 +218,7 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
             refs, hyps, offl = [], [], []
             clip_events: list[list[dict[str, Any]]] = []
             final_lat, first_lat = [], []
+            by_commit: dict[str, list[float]] = {}
             audio_s = 0.0
             stream_wall = 0.0
             from tqdm import tqdm
@@ -228,6 +240,8 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
                 fl, pl = word_latencies(events, clock)
                 final_lat += fl
                 first_lat += pl
+                for reason, lat in latency_by_commit(events, clock).items():
+                    by_commit.setdefault(reason, []).extend(lat)
                 refs.append(clip.text)
                 hyps.append(plain_text(finals(events)))
                 clip_events.append(events)
@@ -254,6 +268,10 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
                 "offline_wer": round(error_rate(refs, offl, language), 4) if offline else None,
                 "final_latency_s": pct(final_lat),
                 "first_partial_latency_s": pct(first_lat),
+                # the same final latencies split by why each final was committed, with each part's share of words
+                "final_latency_by_commit_s": {
+                    k: {**pct(v), "words": len(v), "share": round(len(v) / max(1, len(final_lat)), 3)}
+                    for k, v in sorted(by_commit.items())},
                 "rtf": round(ex.stats.decode_s_total / audio_s, 3) if audio_s else None,
                 "stream_wall_rtf": round(stream_wall / audio_s, 3) if audio_s else None,
                 "decodes": ex.stats.decodes,

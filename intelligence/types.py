@@ -71,6 +71,9 @@ class TranscriptEvent:
     # How much of this channel's audio had arrived (media clock) when the event was emitted: latency of a word
     # is media_clock_s - word.end_s. File replays use a simulated real-time clock (see pipelines/session.py).
     media_clock_s: float = 0.0
+    # Why a final was committed: "agreement" (two decodes agreed inside the utterance), "utterance_end" (the
+    # speaker stopped), "forced" (a long buffer without agreement); "" for partials. Where latency comes from.
+    commit: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -88,7 +91,7 @@ class TranscriptEvent:
             words=tuple(Word(w["text"], float(w["start_s"]), float(w["end_s"]), float(w.get("probability", 1.0)))
                         for w in d.get("words", ())),
             language=d.get("language", ""), model=d.get("model", ""), emitted_at=d.get("emitted_at", 0.0),
-            media_clock_s=d.get("media_clock_s", 0.0),
+            media_clock_s=d.get("media_clock_s", 0.0), commit=d.get("commit", ""),
         )
 
 

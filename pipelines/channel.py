@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -283,6 +283,7 @@ class ChannelTranscriber:
             clock = self.received_s if media_clock_s is None else media_clock_s
             events: list[TranscriptEvent] = []
             redecode_tail = False
+            reason = "utterance_end" if job.final else "agreement"
             if job.final:
                 committed = self._policy.flush(words)
                 tentative: list[Word] = []
@@ -300,8 +301,10 @@ class ChannelTranscriber:
                     # No agreement on a long buffer: commit what is well behind the live edge, then trim.
                     committed = self._policy.force_commit_until(job.end_s - self.params.force_commit_lag_s)
                     tentative = self._policy.tentative
+                    reason = "forced"
             if committed:
-                events.append(self._event("final", self._pending_segment, committed, language, hyp.model, clock))
+                events.append(replace(self._event("final", self._pending_segment, committed, language, hyp.model,
+                                                  clock), commit=reason))
                 self._prompt_words.extend(committed)
                 del self._prompt_words[:-80]
                 self._pending_segment = self._new_segment_id()

@@ -4,6 +4,7 @@ window after its first sentence when another speaker follows closely; in-room Ma
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from intelligence.types import Word
 from models.asr import SAMPLE_RATE_HZ, AsrHypothesis, AsrRequest
@@ -73,3 +74,26 @@ def test_carried_prompt_spans_utterances_only_for_the_languages_named() -> None:
         ct._final_due.append((4 * SAMPLE_RATE_HZ, 8 * SAMPLE_RATE_HZ, 4 * SAMPLE_RATE_HZ, 0))
         job = ct.take_job()
         assert job is not None and job.request.prompt == expected
+
+
+def test_finals_say_why_they_were_committed_and_eval_splits_latency_by_it() -> None:
+    from eval.asr import latency_by_commit
+
+    ct = ChannelTranscriber(session_id="s", channel=0, speaker="x", input_rate_hz=SAMPLE_RATE_HZ, language="zh",
+                            params=StreamingParams(min_right_context_s=0.4))
+    ct._audio = np.zeros(8 * SAMPLE_RATE_HZ, dtype=np.int16)
+    ct._received = 8 * SAMPLE_RATE_HZ
+
+    def partial(end_s: float) -> DecodeJob:
+        n = int(end_s * SAMPLE_RATE_HZ)
+        return DecodeJob(channel=0, final=False, offset_s=0.0, end_s=end_s,
+                         request=AsrRequest(audio=np.zeros(n, dtype=np.float32), language="zh"))
+
+    words = (("理财产品", 0.2, 1.0), ("不是存款", 1.0, 1.8))
+    assert [e.kind for e in ct.apply(partial(2.4), _hyp(*words), media_clock_s=2.4)] == ["partial"]
+    agreed = [e for e in ct.apply(partial(3.0), _hyp(*words), media_clock_s=3.0) if e.kind == "final"]
+    assert agreed and agreed[0].commit == "agreement" and agreed[0].text == "理财产品不是存款"
+    ended = ct.apply(_final(2.0, 5.0), _hyp(("好的", 2.2, 2.8)), media_clock_s=5.5)
+    assert ended[0].kind == "final" and ended[0].commit == "utterance_end"
+    split = latency_by_commit([e.to_dict() for e in agreed + ended], "media_clock_s")
+    assert split == {"agreement": pytest.approx([2.0, 1.2]), "utterance_end": pytest.approx([0.7])}
