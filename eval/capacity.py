@@ -112,10 +112,11 @@ async def _run_level(manager, streams: list[np.ndarray], language: str) -> dict[
     }
 
 
-def run_capacity(manifest, *, settings: HarkenSettings, duration_s: float = 45.0, max_channels: int = 12,
+def run_capacity(manifest, *, settings: HarkenSettings, duration_s: float = 45.0, max_channels: int = 16,
                  latency_limit_s: float = 3.0, language: str = "en", levels: list[int] | None = None) -> dict:
     settings = settings.model_copy(update={"max_channels": max(max_channels, settings.max_channels)})
-    levels = levels or [n for n in (1, 2, 3, 4, 5, 6, 8, 10, 12) if n <= max_channels]
+    levels = levels or [n for n in (1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 96, 128)
+                        if n <= max_channels]
 
     async def run() -> dict[str, Any]:
         rt = build_runtime(settings)
