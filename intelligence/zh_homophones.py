@@ -9,7 +9,13 @@ costs `change_cost` (log-probability) per changed character, so text is changed 
 the sentence far more likely: "报显" (two rare single characters) becomes "保险"; a name or any single character is
 never touched, and a correct word is kept because the other reading gains nothing.
 
-The cost was chosen on the dev calls and on clean text (the reference transcripts and meeting transcripts, where
+The language model can be weighted towards a domain (`HomophoneParams.domain_terms`: the packaged glossary of
+wealth management and insurance sales, models/lexicon/zh_finance_glossary.txt, and the deployment's own terms).
+A domain word counts as frequent, may be longer than four characters, and may also replace a span that reads
+alike only once the initials and finals ASR confuses are merged (撤拼 -> 测评, at a further cost): a call about
+a 稳健型 product is not a sample of the general corpus.
+
+The costs were chosen on the dev calls and on clean text (the reference transcripts and meeting transcripts, where
 every change is a false correction); see docs/results-log.md.
 """
 
@@ -23,12 +29,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from intelligence.compliance.text import fuzzy_key
 from intelligence.zh_correct import Correction, PhoneticCorrector
 
 _HAN_LO, _HAN_HI = "\u4e00", "\u9fff"
 MAX_WORD_CHARS = 4
-# The most common surnames: a span starting with one is left alone when the change would rewrite it, since a
-# name (李明, 韩磊) is rarely in the dictionary and its homophone word (黎明, 含泪) always is
+# The most common surnames: a span starting with one, or right after one, is left alone, since a name (李明, 韩磊,
+# 李思琪) is rarely in the dictionary and its homophone word (黎明, 含泪, 四起) always is
 SURNAMES = frozenset(
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔"
     "钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤易常温康施文牛樊葛邢"
@@ -53,6 +60,14 @@ def _han_runs(text: str) -> Iterator[tuple[int, int]]:
             i += 1
 
 
+def _toneless(toned: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    return tuple(t.rstrip("12345") for t in toned)
+
+
+def _fuzzy(toned: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    return tuple(fuzzy_key(t.rstrip("12345")) for t in toned)
+
+
 @dataclass(frozen=True)
 class HomophoneParams:
     """`change_cost`: log-probability a replacement must gain per changed character. `min_freq`: dictionary
@@ -62,6 +77,13 @@ class HomophoneParams:
     tone_cost: float = 3.0  # more per changed character read with another tone (Whisper mostly keeps tones)
     min_freq: int = 100
     known_word_cost: float = 2.0  # more again where the written span is itself a dictionary word
+    # Words of the deployment's domain (a glossary: 稳健型, 认购, 积存金), weighted as if frequent: the language
+    # model of a wealth-management call is not that of the general corpus the dictionary counts. They may also
+    # replace a span that reads alike only after merging the initials and finals ASR confuses (撤拼 -> 测评),
+    # at `fuzzy_cost` more per such syllable.
+    domain_terms: tuple[str, ...] = ()
+    domain_freq: int = 20_000
+    fuzzy_cost: float = 2.0
 
 
 def _dictionary_path() -> Path:
@@ -92,13 +114,26 @@ class HomophoneModel:
         total = float(sum(freqs.values()))
         self.logp = {w: math.log(c / total) for w, c in freqs.items()}
         self.unknown_logp = math.log(0.5 / total)  # a character the dictionary lacks
+        domain = {t for t in params.domain_terms if len(t) >= 2 and all(_is_han(c) for c in t)}
+        domain_logp = math.log(params.domain_freq / total)
+        for word in domain:
+            self.logp[word] = max(self.logp.get(word, -math.inf), domain_logp)
+        self.domain = frozenset(domain)
+        self.max_word_chars = max([MAX_WORD_CHARS, *map(len, domain)])
         # toneless reading -> [(word, toned reading)]
         self.by_sound: dict[tuple[str, ...], list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
+        # fuzzy reading (confusable initials and finals merged) -> [(domain word, toned reading)]
+        self.by_fuzzy_sound: dict[tuple[str, ...], list[tuple[str, tuple[str, ...]]]] = defaultdict(list)
         for word, count in freqs.items():
-            if len(word) >= 2 and count >= params.min_freq:
+            if len(word) >= 2 and count >= params.min_freq and word not in domain:
                 toned = tuple(lazy_pinyin(word, style=Style.TONE3, neutral_tone_with_five=True, errors="ignore"))
                 if len(toned) == len(word):
-                    self.by_sound[tuple(t.rstrip("12345") for t in toned)].append((word, toned))
+                    self.by_sound[_toneless(toned)].append((word, toned))
+        for word in sorted(domain):
+            toned = tuple(lazy_pinyin(word, style=Style.TONE3, neutral_tone_with_five=True, errors="ignore"))
+            if len(toned) == len(word):
+                self.by_sound[_toneless(toned)].append((word, toned))
+                self.by_fuzzy_sound[_fuzzy(toned)].append((word, toned))
 
     def word_logp(self, word: str) -> float | None:
         return self.logp.get(word)
@@ -147,15 +182,16 @@ class HomophoneCorrector:
         toned = lazy_pinyin(run, style=Style.TONE3, neutral_tone_with_five=True, errors="ignore")
         if len(toned) != n:
             return []
-        sounds = [t.rstrip("12345") for t in toned]
-        cost, tone_cost = m.params.change_cost, m.params.tone_cost
+        sounds = _toneless(toned)
+        fuzzy = _fuzzy(toned)
+        cost, tone_cost, fuzzy_cost = m.params.change_cost, m.params.tone_cost, m.params.fuzzy_cost
         best = [-math.inf] * (n + 1)
         back: list[tuple[int, str] | None] = [None] * (n + 1)
         best[0] = 0.0
         for i in range(n):
             if best[i] == -math.inf:
                 continue
-            for length in range(1, min(MAX_WORD_CHARS, n - i) + 1):
+            for length in range(1, min(m.max_word_chars, n - i) + 1):
                 j = i + length
                 span = run[i:j]
                 options: list[tuple[float, str]] = []
@@ -164,20 +200,28 @@ class HomophoneCorrector:
                     options.append((lp, span))
                 elif length == 1:
                     options.append((m.unknown_logp, span))
-                if length >= 2 and span not in m.names:
+                after_surname = i > 0 and run[i - 1] in SURNAMES and (i < 2 or run[i - 2:i] not in m.logp)
+                if length >= 2 and span not in m.names and not after_surname:
                     extra = m.params.known_word_cost if lp is not None else 0.0
-                    for word, reading in m.by_sound.get(tuple(sounds[i:j]), ()):
-                        if word != span:
-                            if word[0] != span[0] and span[0] in SURNAMES:
-                                continue
-                            penalty = 0.0
-                            for k, (a, b) in enumerate(zip(word, span, strict=True)):
-                                if a != b:
-                                    if i + k in fixed:
-                                        penalty = math.inf
-                                        break
-                                    penalty += cost + (tone_cost if reading[k] != toned[i + k] else 0.0)
-                            options.append((m.logp[word] - penalty - extra, word))
+                    candidates = dict(m.by_sound.get(sounds[i:j], ()))
+                    for word, reading in m.by_fuzzy_sound.get(fuzzy[i:j], ()):
+                        candidates.setdefault(word, reading)
+                    for word, reading in candidates.items():
+                        if word == span:
+                            continue
+                        if span[0] in SURNAMES and not (word in m.domain and reading == tuple(toned[i:j])):
+                            continue  # a name, unless a domain word reads exactly the same (任购 -> 认购)
+                        penalty = 0.0
+                        for k, (a, b) in enumerate(zip(word, span, strict=True)):
+                            if a != b:
+                                if i + k in fixed:
+                                    penalty = math.inf
+                                    break
+                                heard = toned[i + k]
+                                penalty += cost + (tone_cost if reading[k][-1:] != heard[-1:] else 0.0)
+                                if reading[k].rstrip("12345") != sounds[i + k]:
+                                    penalty += fuzzy_cost
+                        options.append((m.logp[word] - penalty - extra, word))
                 for score, word in options:
                     total = best[i] + score
                     if total > best[j]:

@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from intelligence.types import TranscriptEvent
+from intelligence.zh_homophones import HomophoneParams
 from pipelines.bus import SessionBus, Subscriber
 from pipelines.channel import ChannelTranscriber, DecodeJob, StreamingParams
 from pipelines.config import SessionConfig
@@ -39,6 +40,7 @@ from pipelines.executor import AsrExecutor
 from pipelines.recorder import CallRecorder
 from pipelines.ring import AudioRing
 from pipelines.sink import PersistenceSink
+from pipelines.vocabulary import domain_glossary
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +307,7 @@ class LiveSession:
         the homophone model, a few seconds)."""
         from intelligence.zh_homophones import HomophoneCorrector, correct_mandarin, homophone_model
 
-        homophones = HomophoneCorrector(homophone_model()) if self._homophones else None
+        homophones = HomophoneCorrector(homophone_model(self.manager.homophone_params)) if self._homophones else None
         return correct_mandarin(text, self._corrector, homophones)
 
     async def _close_utterance(self, channel: int) -> None:
@@ -572,6 +574,9 @@ class SessionManager:
         self.vocabulary_prompt = vocabulary_prompt  # also put the terms in the decoder's prompt
         # Mandarin homophones re-chosen by word frequency (intelligence/zh_homophones.py)
         self.homophone_correction = homophone_correction
+        # its language model weighted towards the domain's words (the packaged glossary, the deployment's terms)
+        self.homophone_params = HomophoneParams(
+            domain_terms=domain_glossary("zh", vocabulary, packaged_vocabulary)) if homophone_correction else None
         self._homophones_warm: asyncio.Future | None = None
         # pipelines.broker.EventBroker shared by the gateways, or None (this process's subscribers only)
         self.broker = broker
@@ -641,7 +646,7 @@ class SessionManager:
             # build the homophone model (seconds) while the call's first words are decoded, not after them
             from intelligence.zh_homophones import homophone_model
 
-            self._homophones_warm = asyncio.ensure_future(asyncio.to_thread(homophone_model))
+            self._homophones_warm = asyncio.ensure_future(asyncio.to_thread(homophone_model, self.homophone_params))
         session = LiveSession(self, config, session_id, overflow=overflow, paced=paced,
                               denoiser_factory=self.denoiser_factory, paced_decode_s=paced_decode_s)
         self.sessions[session_id] = session

@@ -13,15 +13,31 @@ from importlib import resources
 from intelligence.text import has_cjk
 
 LEXICONS = {"zh": "zh_finance.txt"}
+# Larger word lists of the domain that weight the language model of the Mandarin homophone corrector (not the
+# decoder's prompt, whose budget is ~100 tokens)
+GLOSSARIES = {"zh": "zh_finance_glossary.txt"}
+
+
+def _read_list(name: str) -> list[str]:
+    text = resources.files("models").joinpath("lexicon", name).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def packaged_terms(language: str) -> list[str]:
     """The packaged lexicon of a language (models/lexicon/), comments and blanks skipped."""
     name = LEXICONS.get(language)
-    if name is None:
-        return []
-    text = resources.files("models").joinpath("lexicon", name).read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return _read_list(name) if name else []
+
+
+def domain_glossary(language: str, configured: str = "", packaged: bool = True) -> tuple[str, ...]:
+    """The words of the domain for a language: the deployment's vocabulary, then the packaged lexicon and
+    glossary (models/lexicon/) when `packaged`."""
+    terms = split_terms(configured.split(","))[language] if language in ("en", "zh") else []
+    if packaged:
+        terms += packaged_terms(language)
+        name = GLOSSARIES.get(language)
+        terms += _read_list(name) if name else []
+    return tuple(dict.fromkeys(terms))
 
 
 def split_terms(terms: Iterable[str]) -> dict[str, list[str]]:

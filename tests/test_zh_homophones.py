@@ -5,13 +5,46 @@ from __future__ import annotations
 import pytest
 
 from intelligence.zh_correct import corrector_for
-from intelligence.zh_homophones import HomophoneCorrector, correct_mandarin, homophone_model
-from pipelines.vocabulary import vocabulary_terms
+from intelligence.zh_homophones import HomophoneCorrector, HomophoneParams, correct_mandarin, homophone_model
+from pipelines.vocabulary import domain_glossary, vocabulary_terms
 
 
 @pytest.fixture(scope="module")
 def corrector() -> HomophoneCorrector:
     return HomophoneCorrector(homophone_model())
+
+
+@pytest.fixture(scope="module")
+def domain() -> HomophoneCorrector:
+    """The corrector as sessions build it: its language model weighted towards the packaged domain glossary."""
+    return HomophoneCorrector(homophone_model(HomophoneParams(domain_terms=domain_glossary("zh"))))
+
+
+@pytest.mark.parametrize(("decoded", "expected"), [
+    ("您的风险测评结果是稳健行", "您的风险测评结果是稳健型"),  # 行 and 型 read xíng: a single character
+    ("业绩比较基准是年花百分之三", "业绩比较基准是年化百分之三"),  # another tone on one character
+    ("按我的撤拼结果能买吗", "按我的测评结果能买吗"),  # ch/c and in/ing confused: only domain words go that far
+    ("三十万任购成功", "三十万认购成功"),  # 任 starts names, but 认购 reads exactly the same
+    ("我是瑞丰银行理财经历侯静", "我是瑞丰银行理财经理侯静"),
+])
+def test_domain_words_weight_the_language_model(corrector: HomophoneCorrector, domain: HomophoneCorrector,
+                                                decoded: str, expected: str) -> None:
+    assert corrector.correct(decoded)[0] == decoded  # the general corpus alone does not make the change
+    text, corrections = domain.correct(decoded)
+    assert text == expected and all(c.kind == "homophone" for c in corrections)
+
+
+@pytest.mark.parametrize("clean", [
+    "那些美好的年华",  # 年化 reads alike with another tone, but the written words are right
+    "我叫任小明",
+    "客户经理李思琪为您服务",  # a given name after a surname (思琪 reads like 四起)
+    "他的人生经历很丰富",
+    "理财非存款，产品有风险，投资须谨慎",
+    "我们进行了讨论，这个行不行",
+    "请您把身份证放在镜头前",
+])
+def test_domain_weighting_leaves_correct_text_alone(domain: HomophoneCorrector, clean: str) -> None:
+    assert domain.correct(clean) == (clean, [])
 
 
 @pytest.mark.parametrize(("decoded", "expected"), [
