@@ -54,6 +54,9 @@ class StreamingParams:
     # A final decode whose last word ends this long before its audio does gets its tail decoded again (0: off)
     tail_redecode_s: float = 0.0
     max_tail_redecodes: int = 3
+    # A last word longer than this was stretched over audio Whisper did not transcribe (a final decode that stops
+    # after a fragment of the previous sentence, 元 spread over five seconds): its tail counts as unheard
+    stretched_word_s: float = 1.5
     # Keep the committed text of earlier utterances as the decoder's prompt (as an offline decode conditions on
     # the previous window), per language: {"zh"} = Mandarin only
     carry_prompt_languages: frozenset[str] = frozenset()
@@ -285,9 +288,11 @@ class ChannelTranscriber:
             redecode_tail = False
             reason = "utterance_end" if job.final else "agreement"
             if job.final:
+                expected = bool(self._policy.tentative)  # a partial showed words this final decode must keep
+                words = self._unstretch_last(words)
                 committed = self._policy.flush(words)
                 tentative: list[Word] = []
-                redecode_tail = self._schedule_tail(job, words)
+                redecode_tail = self._schedule_tail(job, words, expected)
             else:
                 until_s = job.end_s - self.params.min_right_context_s
                 if job.end_s - job.offset_s < self.params.min_commit_audio_s:
@@ -323,15 +328,32 @@ class ChannelTranscriber:
                     self._prompt_words.clear()
             return events
 
-    def _schedule_tail(self, job: DecodeJob, words: list[Word]) -> bool:
+    def _unstretch_last(self, words: list[Word]) -> list[Word]:
+        """The words with a stretched last word cut back to where it was plausibly said, so the audio it covered
+        counts as unheard: a decode that stops after a fragment (元 of the previous sentence spread over five
+        seconds of a new one) then has its tail decoded again, and the words found there are not dropped as
+        already committed."""
+        if not words or words[-1].end_s - words[-1].start_s <= self.params.stretched_word_s:
+            return words
+        last = words[-1]
+        return [*words[:-1], replace(last, end_s=round(last.start_s + self.params.stretched_word_s / 2, 3))]
+
+    def _schedule_tail(self, job: DecodeJob, words: list[Word], expected: bool = False) -> bool:
         """After a final decode whose words stop well before the end of its audio, decode the rest again.
 
         Whisper often ends a window after its first sentence when a second speaker or sentence follows closely
         (in-room Mandarin mixes lost whole replies this way: 13 % of reference characters deleted, against
         0.2 % offline). The unheard tail gets its own final decode, a few times at most per utterance."""
-        if not words or not self.params.tail_redecode_s or job.tail_redecodes >= self.params.max_tail_redecodes:
+        if not self.params.tail_redecode_s or job.tail_redecodes >= self.params.max_tail_redecodes:
+            return False
+        if words:
+            heard_until = words[-1].end_s
+        elif expected:
+            # nothing new, yet partials had shown words: the decode stopped inside its left context (the end of
+            # the previous sentence, 多少?), so decode again from where this utterance's speech starts
+            heard_until = job.offset_s + job.request.context_s
+        else:
             return False  # nothing heard at all (silence, or discarded as noise): decoding again would not help
-        heard_until = words[-1].end_s
         if job.end_s - heard_until < self.params.tail_redecode_s:
             return False
         start = max(int(round((heard_until - 0.05) * SAMPLE_RATE_HZ)), self._audio_base,

@@ -47,9 +47,40 @@ def test_an_unheard_tail_is_decoded_again_with_the_prompt_kept() -> None:
     assert ct.take_job() is None and ct._prompt_words == []
 
 
+def test_a_stretched_last_word_counts_as_unheard_and_its_tail_words_are_kept() -> None:
+    """A final decode that stops after a fragment of the previous sentence (元 spread over five seconds of a new
+    one, seen on a rendered 双录 call that lost its closing sentence) gets the audio under the stretch decoded
+    again, and the words found there are committed rather than dropped as already behind the committed time."""
+    ct = _transcriber(1.2)
+    events = ct.apply(_final(0.0, 5.0), _hyp(("元", 0.1, 4.9)))
+    assert events[0].text == "元" and events[0].end_s < 1.0  # cut back to where it was plausibly said
+    job = ct.take_job()
+    assert job is not None and job.final and job.tail_redecodes == 1 and job.offset_s < 1.0
+    events = ct.apply(job, _hyp(("好的", 0.2, 0.6), ("请您签字", 0.7, 1.6)))
+    assert [e.kind for e in events] == ["final"] and events[0].text == "好的请您签字"
+
+
+def test_a_final_decode_that_stops_inside_its_left_context_is_decoded_again_from_the_speech() -> None:
+    """The final decode's window starts with the end of the previous sentence (left context); Whisper writes
+    that fragment (多少?) and stops, so nothing new is heard although partials showed this utterance's words.
+    The utterance is decoded again from where its speech starts (a rendered 双录 call lost a whole disclosure)."""
+    ct = _transcriber(1.2)
+    partial = DecodeJob(channel=0, final=False, offset_s=0.0, end_s=3.0,
+                        request=AsrRequest(audio=np.zeros(3 * SAMPLE_RATE_HZ, dtype=np.float32), language="zh"))
+    events = ct.apply(partial, _hyp(("业绩", 1.2, 1.7), ("比较", 1.7, 2.2)))
+    assert [e.kind for e in events] == ["partial"]
+    final = DecodeJob(channel=0, final=True, offset_s=0.0, end_s=5.0,
+                      request=AsrRequest(audio=np.zeros(5 * SAMPLE_RATE_HZ, dtype=np.float32), language="zh",
+                                         complete=True, context_s=1.0))
+    ct.apply(final, _hyp())  # the context's words are dropped by the backend: nothing left
+    job = ct.take_job()
+    assert job is not None and job.final and job.tail_redecodes == 1
+    assert abs(job.offset_s - 0.95) < 0.01 and job.end_s == 5.0
+
+
 def test_no_redecode_when_heard_to_the_end_silent_or_exhausted() -> None:
     ct = _transcriber(1.2)
-    ct.apply(_final(0.0, 5.0), _hyp(("好的", 0.2, 4.4)))
+    ct.apply(_final(0.0, 5.0), _hyp(("收益", 0.2, 1.4), ("好的", 3.8, 4.4)))
     assert ct.take_job() is None  # heard to the end
     ct = _transcriber(1.2)
     ct.apply(_final(0.0, 5.0), _hyp())
