@@ -211,27 +211,10 @@ class OfflineTranscriber:
         return AsrExecutor(self._decoder, workers=self.settings.asr_workers)
 
     def __call__(self, path: Path, language: str, channel_names: tuple[str, ...]) -> list[TranscriptEvent]:
-        import asyncio
+        from pipelines.offline import transcribe_call
 
-        from pipelines.audio_io import read_audio
-        from pipelines.offline import default_channel_names, replay, to_transcript_event, utterances
-        from pipelines.runtime import build_runtime
-
-        audio = read_audio(path)
-
-        async def run() -> list[TranscriptEvent]:
-            rt = build_runtime(self.settings)
-            # the runtime's own factory would load the model again; no session has opened yet, so nothing used it
-            rt.manager._executor_factory = self._executor
-            try:
-                names = channel_names if audio.channels == len(channel_names) else default_channel_names(
-                    audio.channels)
-                _sid, events = await replay(rt.manager, audio, language=language, channel_names=names)
-                return [to_transcript_event(e) for e in utterances(events)]
-            finally:
-                await rt.aclose()
-
-        return asyncio.run(run())
+        return transcribe_call(path, language=language, channel_names=channel_names, settings=self.settings,
+                               executor=self._executor)
 
 
 _TRANSCRIBERS: dict[str, OfflineTranscriber] = {}

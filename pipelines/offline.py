@@ -106,12 +106,14 @@ def transcribe_call(
     language: str = "auto",
     channel_names: tuple[str, ...] = ("agent", "customer"),
     settings: Any = None,
+    executor: Callable[[], Any] | None = None,
 ) -> list[TranscriptEvent]:
     """The call's transcript per channel as utterance-level final events (blocking; runs its own loop).
 
     Each event is one utterance (a channel's streaming finals between VAD pauses, merged; its segment_id is that
     of its last final): exactly what the live compliance engine is fed. For one-off use (batch audit,
-    compliance eval): builds a runtime with an in-memory store and no enrichment.
+    compliance eval): builds a runtime with an in-memory store and no enrichment. `executor` makes the ASR
+    executor (a batch worker passes one around its already loaded model); by default the settings' own.
     """
     from pipelines.runtime import build_runtime
     from pipelines.settings import HarkenSettings
@@ -121,7 +123,7 @@ def transcribe_call(
     audio = read_audio(path)
 
     async def run() -> list[TranscriptEvent]:
-        rt = build_runtime(s)
+        rt = build_runtime(s, executor=executor)
         try:
             names = channel_names if audio.channels == len(channel_names) else default_channel_names(
                 audio.channels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from models.vad import VadParams
@@ -87,13 +88,17 @@ def _broker(settings: HarkenSettings):
     return make_broker(settings.broker_url)
 
 
-def build_runtime(settings: HarkenSettings, enrichers: list[EnricherFactory] | None = None) -> Runtime:
-    """Create the runtime. Call from inside a running event loop (the sink starts a task lazily)."""
+def build_runtime(settings: HarkenSettings, enrichers: list[EnricherFactory] | None = None,
+                  executor: Callable[[], AsrExecutor] | None = None) -> Runtime:
+    """Create the runtime. Call from inside a running event loop (the sink starts a task lazily).
+
+    `executor`: makes the ASR executor instead of the settings' factory (a batch worker that keeps one loaded
+    model across many runtimes)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.resolved_database_url())
     sink = PersistenceSink(store)
     manager = SessionManager(
-        executor_factory=executor_factory(settings),
+        executor_factory=executor or executor_factory(settings),
         sink=sink,
         streaming=streaming_params(settings),
         max_channels=settings.max_channels,
