@@ -285,6 +285,9 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
                                "in_prompt": settings.asr_vocabulary_prompt},
                 "zh_phonetic_correction": settings.zh_phonetic_correction,
                 "zh_homophone_correction": settings.zh_homophone_correction,
+                # words weighting the homophone corrector's language model (packaged glossary + deployment terms)
+                "zh_domain_terms": len(rt.manager.homophone_params.domain_terms)
+                if rt.manager.homophone_params else 0,
                 "tail_redecode_s": settings.tail_redecode_s,
                 "date": time.strftime("%Y-%m-%d"),
                 # every clip, so a streaming-vs-offline gap can be traced to the clips that make it
