@@ -191,6 +191,8 @@ class HomophoneCorrector:
         for i in range(n):
             if best[i] == -math.inf:
                 continue
+            # a given name follows a surname that does not end a word (李|思琪, but 经理|...)
+            after_surname = i > 0 and run[i - 1] in SURNAMES and (i < 2 or run[i - 2:i] not in m.logp)
             for length in range(1, min(m.max_word_chars, n - i) + 1):
                 j = i + length
                 span = run[i:j]
@@ -200,7 +202,6 @@ class HomophoneCorrector:
                     options.append((lp, span))
                 elif length == 1:
                     options.append((m.unknown_logp, span))
-                after_surname = i > 0 and run[i - 1] in SURNAMES and (i < 2 or run[i - 2:i] not in m.logp)
                 if length >= 2 and span not in m.names and not after_surname:
                     extra = m.params.known_word_cost if lp is not None else 0.0
                     candidates = dict(m.by_sound.get(sounds[i:j], ()))
