@@ -206,7 +206,11 @@ async def _realtime_stream(manager, audio, language: str) -> list[dict[str, Any]
 
 
 def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings: HarkenSettings,
-                 offline: bool = True, offline_beam: int = 5, progress: bool = True) -> dict[str, Any]:
+                 offline: bool = True, offline_beam: int = 5, progress: bool = True,
+                 fixed_decode_s: float | None = None) -> dict[str, Any]:
+    """`fixed_decode_s`: advance the replay's simulated clock by this much per decode instead of the decode's
+    measured time, so transcripts do not depend on machine load (for comparing code; latencies then model a
+    machine with that decode time)."""
     clips = load_manifest(manifest, limit)
     if not clips:
         raise ValueError(f"{manifest}: no clips")
@@ -234,7 +238,7 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
                 else:
                     _sid, events = await replay(rt.manager, audio.mono(), language=clip.language,
                                                 channel_names=("speaker",), source="eval",
-                                                simulated_decode_s=None)
+                                                simulated_decode_s=fixed_decode_s)
                     clock = "media_clock_s"
                 stream_wall += time.perf_counter() - t
                 fl, pl = word_latencies(events, clock)
@@ -277,7 +281,8 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
                 "decodes": ex.stats.decodes,
                 "model": backend.model_name,
                 "device": f"{settings.asr_device} ({settings.asr_compute_type}, {settings.asr_threads} threads)",
-                "mode": "realtime" if realtime else "simulated-realtime replay",
+                "mode": "realtime" if realtime else "simulated-realtime replay" + (
+                    f" (fixed decode time {fixed_decode_s} s)" if fixed_decode_s else ""),
                 "offline_beam_size": offline_beam if offline else None,
                 "streaming_beam_size": settings.asr_beam_size,
                 "step_s": settings.step_s,

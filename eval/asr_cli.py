@@ -16,6 +16,9 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--no-offline", action="store_true", help="skip the offline baseline")
     p.add_argument("--offline-beam", type=int, default=5)
+    p.add_argument("--fixed-decode-s", type=float, default=None,
+                   help="replay: each decode advances the simulated clock by this much instead of its measured "
+                        "time, so transcripts do not depend on machine load (code A/B comparisons)")
     _device_args(p)
     p.set_defaults(func=_asr)
 
@@ -71,7 +74,8 @@ def _asr(args: argparse.Namespace) -> int:
     from eval.asr import run_asr_eval
 
     result = run_asr_eval(args.manifest, limit=args.limit, realtime=args.realtime, settings=_settings(args.model, args),
-                          offline=not args.no_offline, offline_beam=args.offline_beam)
+                          offline=not args.no_offline, offline_beam=args.offline_beam,
+                          fixed_decode_s=args.fixed_decode_s)
     _write(args.out, result)
     return 0
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 from eval.asr_cli import _settings, register_eval
 
 
@@ -33,3 +35,38 @@ def test_cpu_defaults_are_the_service_defaults() -> None:
         default.asr_device, default.asr_compute_type, default.asr_workers)
     args = _parse("capacity", "--manifest", "m.jsonl", "--out", "r.json")
     assert args.max_channels > 12  # the levels tried go past the 12 channels the issue asks for
+
+
+@pytest.mark.model
+def test_fixed_decode_time_makes_the_streamed_transcript_independent_of_load(shared_data, tmp_path) -> None:
+    """With a fixed simulated decode time, two runs give the same transcript even when one shares the CPU."""
+    import threading
+
+    from eval.asr import run_asr_eval
+    from eval.asr_cli import _settings as settings_for
+
+    manifest = shared_data / "asr" / "ljspeech-dev-tel" / "manifest.jsonl"
+
+    def run() -> dict:
+        return run_asr_eval(manifest, limit=1, realtime=False, settings=settings_for(None), offline=False,
+                            progress=False, fixed_decode_s=0.35)
+
+    quiet = run()
+    stop = threading.Event()
+
+    def burn() -> None:  # load the machine: measured decode times would change, simulated ones do not
+        x = 0
+        while not stop.is_set():
+            x += 1
+
+    burners = [threading.Thread(target=burn) for _ in range(2)]
+    for t in burners:
+        t.start()
+    try:
+        busy = run()
+    finally:
+        stop.set()
+        for t in burners:
+            t.join()
+    assert [s["hyp"] for s in quiet["samples"]] == [s["hyp"] for s in busy["samples"]]
+    assert quiet["wer"] < 0.5 and "fixed decode time 0.35 s" in quiet["mode"]
