@@ -120,6 +120,8 @@ def correction_precision(refs: list[str], events_per_clip: list[list[dict[str, A
         by_term: dict[tuple[str, str], int] = {}
         for e in fins:
             for c in e.get("corrections") or ():
+                if c.get("kind") == "number":  # a number written in digits: scored by CER, not a word fix
+                    continue
                 key = (c.get("kind", "lexicon"), c["term"])
                 by_term[key] = by_term.get(key, 0) + 1
         if not by_term:
@@ -290,6 +292,7 @@ def run_asr_eval(manifest: Path, *, limit: int | None, realtime: bool, settings:
                                "in_prompt": settings.asr_vocabulary_prompt},
                 "zh_phonetic_correction": settings.zh_phonetic_correction,
                 "zh_homophone_correction": settings.zh_homophone_correction,
+                "zh_written_numbers": settings.zh_written_numbers,
                 # words weighting the homophone corrector's language model (packaged glossary + deployment terms)
                 "zh_domain_terms": len(rt.manager.homophone_params.domain_terms)
                 if rt.manager.homophone_params else 0,

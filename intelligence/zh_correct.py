@@ -29,7 +29,8 @@ def _is_han(ch: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class Correction:
     """One replacement: characters `start`..`end` of the original text, `original` written there, now `term`.
-    `kind`: "lexicon" (a domain term, this module) or "homophone" (a likelier word, intelligence/zh_homophones)."""
+    `kind`: "lexicon" (a domain term, this module), "homophone" (a likelier word, intelligence/zh_homophones) or
+    "number" (a spoken number written in digits, intelligence/zh_numbers)."""
 
     start: int
     end: int

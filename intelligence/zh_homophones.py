@@ -240,10 +240,12 @@ class HomophoneCorrector:
         return pieces[::-1]
 
 
-def correct_mandarin(text: str, lexicon: PhoneticCorrector | None,
-                     homophones: HomophoneCorrector | None) -> tuple[str, list[Correction]]:
+def correct_mandarin(text: str, lexicon: PhoneticCorrector | None, homophones: HomophoneCorrector | None,
+                     written_numbers: bool = False) -> tuple[str, list[Correction]]:
     """A Mandarin caption corrected towards the domain lexicon first, then towards likelier homophones (which
-    never touch a lexicon term, corrected or already right). Corrections come in text order."""
+    never touch a lexicon term, corrected or already right), then, with `written_numbers`, its plain numbers
+    written in digits (工号八六二三 -> 工号8623, kind "number"). Corrections come in text order, with offsets in the
+    returned text."""
     corrections: list[Correction] = []
     if lexicon is not None:
         text, corrections = lexicon.correct(text)
@@ -256,4 +258,36 @@ def correct_mandarin(text: str, lexicon: PhoneticCorrector | None,
                 at = text.find(term.text, at + 1)
         text, more = homophones.correct(text, frozenset(protected))
         corrections = sorted(corrections + more, key=lambda c: c.start)
+    if written_numbers:
+        text, corrections = _write_numbers(text, corrections)
     return text, corrections
+
+
+def _write_numbers(text: str, corrections: list[Correction]) -> tuple[str, list[Correction]]:
+    """Inverse text normalisation of numbers, with the earlier corrections' offsets moved to the new text."""
+    from intelligence.zh_numbers import written_spans
+
+    spans = written_spans(text)
+    if not spans:
+        return text, corrections
+
+    def moved(pos: int) -> int:
+        shift = 0
+        for s in spans:
+            if pos <= s.start:
+                break
+            if pos < s.end:  # inside a rewritten number: its end in the new text
+                return s.start + shift + len(s.replacement)
+            shift += len(s.replacement) - (s.end - s.start)
+        return pos + shift
+
+    out, at, numbers = [], 0, []
+    for s in spans:
+        out.append(text[at:s.start])
+        numbers.append(Correction(moved(s.start), moved(s.start) + len(s.replacement), text[s.start:s.end],
+                                  s.replacement, "number"))
+        out.append(s.replacement)
+        at = s.end
+    out.append(text[at:])
+    earlier = [Correction(moved(c.start), moved(c.end), c.original, c.term, c.kind) for c in corrections]
+    return "".join(out), sorted(earlier + numbers, key=lambda c: c.start)

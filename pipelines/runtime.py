@@ -109,6 +109,7 @@ def build_runtime(settings: HarkenSettings, enrichers: list[EnricherFactory] | N
         packaged_vocabulary=settings.asr_domain_vocabulary,
         phonetic_correction=settings.zh_phonetic_correction,
         homophone_correction=settings.zh_homophone_correction,
+        written_numbers=settings.zh_written_numbers,
         vocabulary_prompt=settings.asr_vocabulary_prompt,
         broker=_broker(settings),
     )

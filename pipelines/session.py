@@ -281,7 +281,8 @@ class LiveSession:
                 if pending and pending[-1].speaker != ev.speaker:  # a new voice starts a new utterance
                     await self._close_utterance(ev.channel)
             corrections = []
-            if ev.language == "zh" and (self._corrector is not None or self._homophones):
+            if ev.language == "zh" and (self._corrector is not None or self._homophones
+                                        or self.manager.written_numbers):
                 text, corrections = await asyncio.to_thread(self._correct_mandarin, ev.text)
                 ev = replace(ev, text=text)
             out = ev.to_dict()
@@ -308,7 +309,7 @@ class LiveSession:
         from intelligence.zh_homophones import HomophoneCorrector, correct_mandarin, homophone_model
 
         homophones = HomophoneCorrector(homophone_model(self.manager.homophone_params)) if self._homophones else None
-        return correct_mandarin(text, self._corrector, homophones)
+        return correct_mandarin(text, self._corrector, homophones, self.manager.written_numbers)
 
     async def _close_utterance(self, channel: int) -> None:
         pending = self._open_utterance[channel]
@@ -555,6 +556,7 @@ class SessionManager:
         phonetic_correction: bool = False,
         vocabulary_prompt: bool = False,
         homophone_correction: bool = False,
+        written_numbers: bool = False,
         broker: Any = None,
     ) -> None:
         self._executor_factory = executor_factory
@@ -578,6 +580,7 @@ class SessionManager:
         self.homophone_params = HomophoneParams(
             domain_terms=domain_glossary("zh", vocabulary, packaged_vocabulary)) if homophone_correction else None
         self._homophones_warm: asyncio.Future | None = None
+        self.written_numbers = written_numbers  # Mandarin numbers in captions as digits (intelligence/zh_numbers.py)
         # pipelines.broker.EventBroker shared by the gateways, or None (this process's subscribers only)
         self.broker = broker
         self.sessions: dict[str, LiveSession] = {}

@@ -74,6 +74,10 @@ class HarkenSettings(BaseSettings):
     # way and (mostly) with the same tones (保险 written 报显): intelligence/zh_homophones.py, measured in
     # docs/results-log.md (2026-12-06)
     zh_homophone_correction: bool = True
+    # Mandarin captions write plain numbers in digits (工号8623, 3.2%, 180天, 20万元) however Whisper wrote them, so
+    # captions, reports and the compliance matcher (which reads digits as said) agree; CER is unchanged (measured
+    # on every held Mandarin set, 2026-12-06)
+    zh_written_numbers: bool = True
     # A final decode whose words stop this long before its audio ends has the rest decoded again: Whisper ends a
     # window after its first sentence when another speaker follows closely (unseen Mandarin calls: deleted
     # characters 10.7 % -> 1.2 %, CER 0.263 -> 0.179; English telephone WER ratio 1.007); 0 turns it off

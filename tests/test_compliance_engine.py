@@ -199,3 +199,30 @@ def test_mono_recording_mode(packs, calls, norm) -> None:
     engine = ComplianceEngine(packs, language="en", normalizer=norm, channel_roles={0: "agent"}, roles_known=False)
     found = mapped(engine, engine.run([replace(e, channel=0, speaker="agent") for e in events_from_reference(en)]))
     assert ("sensitive_auth_requested", "t4") in found
+
+
+def test_numbers_written_in_digits_raise_the_same_findings(packs, norm, shared_data) -> None:
+    """Mandarin captions write numbers in digits (百分之四 -> 4%, intelligence/zh_numbers.py) while the packs write
+    them as said: every Mandarin dev call, and the promises of a guaranteed percentage in three written dev calls,
+    must raise the same findings either way."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from intelligence.zh_numbers import inverse_normalize
+
+    scenarios = Path(__file__).resolve().parents[1] / "eval" / "scenarios"
+    calls = [c for c in load_scenarios(shared_data / "calls" / "dev") if c.language == "zh"]
+    for d, cid in (("dev3", "d3_zh_02"), ("dev6", "d6_zh_02"), ("dev7", "d7_zh_02")):
+        calls += [c for c in load_scenarios(scenarios / d) if c.call_id == cid]
+    rewritten = 0
+    for call in calls:
+        events = list(events_from_reference(call))
+        written = [replace(ev, text=inverse_normalize(ev.text)) for ev in events]
+        rewritten += sum(a.text != b.text for a, b in zip(events, written, strict=True))
+        found = []
+        for evs in (events, written):
+            engine = ComplianceEngine(packs, session_id=call.call_id, language="zh", normalizer=norm)
+            found.append(sorted((f.rule_id, f.evidence[0].segment_id) for f in engine.run(evs)))
+        assert found[0] == found[1], call.call_id
+    assert rewritten >= 20
+    assert len(calls) == 11

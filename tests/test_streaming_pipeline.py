@@ -67,6 +67,9 @@ def test_mandarin_comes_out_in_simplified_characters(shared_data):
     assert to_simplified(text) == text
     assert "同意" in text and "身份" in text
     assert all(e["language"] == "zh" for e in finals(events))
+    for e in finals(events):  # fixes (domain terms, homophones, numbers in digits) point into the caption
+        for c in e.get("corrections") or ():
+            assert e["text"][c["start"]:c["end"]] == c["term"]
 
 
 def test_auto_language_detects_mandarin(shared_data):

@@ -90,3 +90,15 @@ def test_lexicon_first_then_homophones() -> None:
         ("经李", "经理", "homophone"), ("功耗", "工号", "lexicon"), ("过成", "过程", "homophone"),
         ("录音录相", "录音录像", "lexicon")]
     assert [c.start for c in corrections] == sorted(c.start for c in corrections)
+
+
+def test_numbers_written_in_digits_after_the_fixes_with_offsets_in_the_new_text() -> None:
+    lexicon = corrector_for(tuple(vocabulary_terms("", True, ())["zh"]))
+    text, corrections = correct_mandarin("功耗五三一七，年化百分之二点九，期限一百八十天，本次销售过成将全程录音录相",
+                                         lexicon, HomophoneCorrector(homophone_model()), written_numbers=True)
+    assert text == "工号5317，年化2.9%，期限180天，本次销售过程将全程录音录像"
+    assert [(c.original, c.term, c.kind) for c in corrections] == [
+        ("功耗", "工号", "lexicon"), ("五三一七", "5317", "number"), ("百分之二点九", "2.9%", "number"),
+        ("一百八十", "180", "number"), ("过成", "过程", "homophone"), ("录音录相", "录音录像", "lexicon")]
+    for c in corrections:  # every offset points into the returned caption
+        assert text[c.start:c.end] == c.term

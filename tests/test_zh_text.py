@@ -68,3 +68,39 @@ def test_cer_normalisation_and_error_kinds() -> None:
     assert error_rate(["ＡＢ理财"], ["AB理财"], "zh") == 0.0  # full-width forms
     ops = error_ops(["一二三四"], ["一二"], "zh")
     assert ops == {"substitutions": 0.0, "deletions": 0.5, "insertions": 0.0}
+
+
+def test_written_numbers_read_back_as_said_on_every_dev_reference(shared_data) -> None:
+    """Captions write numbers in digits; scoring and the compliance matcher read them back as said. On the
+    Mandarin dev references (numbers spelled as characters) the round trip must give the reference back."""
+    import json
+
+    lines = (shared_data / "asr" / "zh-calls-dev" / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    refs = [json.loads(line)["text"] for line in lines if line.strip()]
+    written = [inverse_normalize(r) for r in refs]
+    assert sum(w != r for w, r in zip(written, refs, strict=True)) >= len(refs) // 2  # numbers were rewritten
+    assert [spell_numbers(w) for w in written] == refs
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("每年交2万元", "每年交两万元"),  # a leading 2 before 万 is 两
+    ("交20年", "交二十年"),  # a count of years, not a date
+    ("公号2046", "公号二零四六"),  # after 号 (工号 misheard) an identifier
+    ("工号R690", "工号R六九零"),
+    ("转账52528", "转账五二五二八"),
+    ("认购80000元", "认购八万元"),  # an amount before 元, however long
+    ("三分之一是1/3", "三分之一是三分之一"),
+    ("风险等级R2", "风险等级R2"),  # glued to letters: a code, as written
+])
+def test_spell_numbers_reading_rules(written: str, said: str) -> None:
+    assert spell_numbers(written) == said
+
+
+@pytest.mark.parametrize(("said", "written"), [
+    ("认购八万元", "认购8万元"),
+    ("三百万元", "300万元"),
+    ("三五天", "三五天"),  # a range said as adjacent numerals
+    ("年化百分之二点", "年化百分之二点"),  # a dangling 点 is not a decimal
+])
+def test_inverse_normalize_reading_rules(said: str, written: str) -> None:
+    assert inverse_normalize(said) == written

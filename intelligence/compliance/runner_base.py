@@ -36,7 +36,7 @@ def recent(nt: NormText, offset: int) -> NormText:
     lo = offset - RECENT_REACH_CHARS
     if lo <= 0:
         return nt
-    return NormText(nt.original, nt.norm, tuple(t for t in nt.tokens if t.end > lo))
+    return NormText(nt.original, nt.norm, tuple(t for t in nt.tokens if t.end > lo), nt.spoken)
 
 
 def new_matches(matches: Sequence[Match], offset: int) -> list[Match]:

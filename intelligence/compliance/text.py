@@ -79,18 +79,40 @@ class Token:
 
 
 @dataclass(frozen=True, slots=True)
+class SpokenView:
+    """The normalised text with its Arabic numbers as said in Mandarin (3.2% -> 百分之三点二), for regex phrases
+    written as said; `starts`/`ends` give each character's span in the original text."""
+
+    text: str
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class NormText:
-    """A text with its normalised form (same length as the original) and its tokens."""
+    """A text with its normalised form (same length as the original) and its tokens.
+
+    In Mandarin text, numbers written in digits are tokenised as said (工号8623 gives the tokens 工 号 八 六 二 三,
+    each spanning the digits), so phrases and pinyin patterns written as said match captions written in digits;
+    `spoken` is the same for regex phrases (None where the text has no such number)."""
 
     original: str
     norm: str
     tokens: tuple[Token, ...]
+    spoken: SpokenView | None = None
 
     def extend(self, other: NormText, sep: str = " ") -> NormText:
         """This text, a separator and `other`, with `other`'s tokens shifted (no re-normalisation)."""
         shift = len(self.original) + len(sep)
         moved = tuple(Token(t.text, t.start + shift, t.end + shift, t.pinyin, t.key) for t in other.tokens)
-        return NormText(self.original + sep + other.original, self.norm + sep + other.norm, self.tokens + moved)
+        spoken = None
+        if self.spoken is not None or other.spoken is not None:
+            a, b = self.spoken or _identity_view(self.norm), other.spoken or _identity_view(other.norm)
+            gap = tuple(range(len(self.original), shift))
+            spoken = SpokenView(a.text + sep + b.text, a.starts + gap + tuple(s + shift for s in b.starts),
+                                a.ends + tuple(g + 1 for g in gap) + tuple(e + shift for e in b.ends))
+        return NormText(self.original + sep + other.original, self.norm + sep + other.norm, self.tokens + moved,
+                        spoken)
 
     def span_text(self, start: int, end: int) -> str:
         """The original text between two character offsets, stripped."""
@@ -99,6 +121,26 @@ class NormText:
     def token_span(self, first: int, last: int) -> tuple[int, int]:
         """Character span covering tokens first..last (inclusive)."""
         return self.tokens[first].start, self.tokens[last].end
+
+
+def _identity_view(norm: str) -> SpokenView:
+    return SpokenView(norm, tuple(range(len(norm))), tuple(range(1, len(norm) + 1)))
+
+
+def _spoken_view(norm: str, spans: Sequence[Any]) -> SpokenView:
+    text, starts, ends, at = [], [], [], 0
+    for s in spans:
+        text.append(norm[at:s.start])
+        starts.extend(range(at, s.start))
+        ends.extend(range(at + 1, s.start + 1))
+        text.append(s.replacement)
+        starts.extend([s.start] * len(s.replacement))
+        ends.extend([s.end] * len(s.replacement))
+        at = s.end
+    text.append(norm[at:])
+    starts.extend(range(at, len(norm)))
+    ends.extend(range(at + 1, len(norm) + 1))
+    return SpokenView("".join(text), tuple(starts), tuple(ends))
 
 
 class Converter(Protocol):
@@ -180,6 +222,22 @@ class TextNormalizer:
                 c = "'"
             chars.append(c)
         norm = self._to_simplified("".join(chars))
+        spoken = None
+        if contains_han(norm) and any(ch.isdigit() for ch in norm):
+            from intelligence.zh_numbers import spoken_spans
+
+            spans = spoken_spans(norm)
+            if spans:
+                spoken = _spoken_view(norm, spans)
+        if spoken is None:
+            return NormText(text, norm, self._tokens(norm))
+        # tokens of the spoken form, each at the original span of what it reads
+        tokens = tuple(Token(t.text, spoken.starts[t.start], spoken.ends[t.end - 1], t.pinyin, t.key)
+                       for t in self._tokens(spoken.text))
+        return NormText(text, norm, tokens, spoken)
+
+    @staticmethod
+    def _tokens(norm: str) -> tuple[Token, ...]:
         pinyin_at: dict[int, str] = {}
         for run in _HAN_RUN_RE.finditer(norm):
             syllables = _default_pinyin(run.group())
@@ -191,7 +249,7 @@ class TextNormalizer:
         for m in _TOKEN_RE.finditer(norm):
             py = pinyin_at.get(m.start(), "") if len(m.group()) == 1 else ""
             tokens.append(Token(m.group(), m.start(), m.end(), py, fuzzy_key(py) if py else ""))
-        return NormText(text, norm, tuple(tokens))
+        return tuple(tokens)
 
 
 _CONTRACTIONS = (
