@@ -46,6 +46,8 @@ _ZH_NEGATED_PROMISE_RE = re.compile(
     r"(?:向您|跟您|给您|对您|和您)?(?:承诺|保证|确保|担保|保障|代表|意味着?|等于|敢说|能说|受)"
     # 没有哪只基金是稳赚的, 没有任何产品能保本: "no X is/can ..." negates the claim that follows
     r"|(?:没有?|并没有|不存在)(?:哪|任何|一)[^，。？！,?!]{0,5}(?:是|能|会|敢|可以)"
+    # 不存在刚性兑付, 打破了刚性兑付: the practice named after it is denied
+    r"|(?:不存在|并不存在|已经不存在|没有所谓的?|打破了?|不再有|不搞)"
 )
 _ZH_NEGATION_REACH_CHARS = 12
 _HARD_CLAUSE_BREAK_RE = re.compile(r"[!?;，。！？；\n]")

@@ -147,7 +147,8 @@ def _about_a_deposit(text: str, m: Match) -> bool:
 _SENTENCE_END_RE = re.compile(r"[.!?。！？](?!\d)")
 _DEPOSIT_DENIED_RE = re.compile(r"(?:\bnot|n't|\bno|\bnor|\bnever|不是|并非|非|不受|不属于|没有)[^.!?。！？]{0,12}$",
                                 re.IGNORECASE)
-_DENIAL_RE = re.compile(r"(?:\bnot|n't|\bnever|不是|并非|并不是|非)\s*(?:an?|the|your|a kind of)?\s*$", re.IGNORECASE)
+_DENIAL_RE = re.compile(r"(?:\bnot|n't|\bnever|\bunlike|\brather than|\binstead of|不是|并非|并不是|非|不同于|不像)\s*"
+                        r"(?:an?|the|your|a kind of)?\s*$", re.IGNORECASE)
 
 
 def _denied(text: str, m: Match) -> bool:
