@@ -53,6 +53,9 @@ def register_eval(sub: Any) -> None:
     p.add_argument("--no-meaning", action="store_true",
                    help="without the meaning-level clause detectors (phrase lists only, for comparison)")
     p.add_argument("--asr-cache", type=Path, default=None, help="directory to store/reuse ASR transcripts")
+    p.add_argument("--zh-audio", choices=("wideband-legs", "legs"), default="wideband-legs",
+                   help="Mandarin calls with a 16 kHz room mix: transcribe each 8 kHz leg from the mix where that leg "
+                        "speaks (wideband-legs, default) or the 8 kHz legs themselves (legs)")
     p.add_argument("--only", action="append", default=[], help="only calls whose id contains this (repeatable)")
     p.add_argument("--forms", action="store_true",
                    help="add each call's QA evaluation form answers (detectors only) to per_call")
@@ -94,18 +97,37 @@ def register(sub: Any) -> None:
 # -- shared helpers -------------------------------------------------------------------------------------------
 
 
-def _transcribe(path: Path, language: str, cache: Path | None, channel_names: tuple[str, ...]) -> list[Any]:
-    """Final events for a recording via the lead's offline pipeline, optionally cached as JSON."""
+def _transcribe(path: Path, language: str, cache: Path | None, channel_names: tuple[str, ...],
+                mix: Path | None = None) -> list[Any]:
+    """Final events for a recording via the lead's offline pipeline, optionally cached as JSON. With `mix` (a
+    wideband mono mix of the same call), each leg is transcribed from the mix where that leg speaks
+    (pipelines/legs.py)."""
     from intelligence.types import TranscriptEvent, Word
 
-    cached = cache / f"{path.stem}.{language}.events.json" if cache else None
+    stem = f"{path.stem}.legs16k" if mix is not None else path.stem
+    cached = cache / f"{stem}.{language}.events.json" if cache else None
     if cached and cached.exists():
         rows = json.loads(cached.read_text(encoding="utf-8"))
         return [TranscriptEvent(**{**r, "words": tuple(Word(**w) for w in r.get("words", []))}) for r in rows]
     from eval.audit_job import offline_settings, transcriber_for
 
     # the lead's pipeline (pipelines.offline.transcribe_call) with the model loaded once per process
-    events = list(transcriber_for(offline_settings())(path, language, channel_names))
+    transcribe = transcriber_for(offline_settings())
+    if mix is None:
+        events = list(transcribe(path, language, channel_names))
+    else:
+        import tempfile
+
+        import soundfile as sf
+
+        from pipelines.audio_io import read_audio
+        from pipelines.legs import wideband_legs
+
+        audio = wideband_legs(read_audio(path), read_audio(mix))
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = Path(tmp) / f"{stem}.wav"
+            sf.write(wav, audio.samples, audio.sample_rate_hz, subtype="PCM_16")
+            events = list(transcribe(wav, language, channel_names))
     if cached:
         cached.parent.mkdir(parents=True, exist_ok=True)
         rows = []
@@ -122,9 +144,11 @@ def _transcribe(path: Path, language: str, cache: Path | None, channel_names: tu
 
 def evaluate(scenarios: Path, *, from_text: bool, text_field: str = "text", policy: str = DEFAULT_PACKS,
              semantic: bool = False, asr_cache: Path | None = None, only: Sequence[str] = (),
-             meaning: bool = True, forms: bool = False) -> dict[str, Any]:
+             meaning: bool = True, forms: bool = False, wideband_legs: bool = True) -> dict[str, Any]:
     """Run the engine on every scenario call and score it; returns the result document. With `forms`, each
-    call's entry also holds its QA evaluation form answers (detectors only)."""
+    call's entry also holds its QA evaluation form answers (detectors only). With `wideband_legs`, a Mandarin
+    call that has a 16 kHz room mix is transcribed from it, leg by leg (pipelines/legs.py), instead of from its
+    8 kHz legs."""
     from intelligence.compliance import ComplianceEngine
     from intelligence.compliance.evaluation import (
         events_from_reference,
@@ -151,7 +175,8 @@ def evaluate(scenarios: Path, *, from_text: bool, text_field: str = "text", poli
                 errors.append({"call_id": call.call_id, "error": "no audio path in manifest"})
                 continue
             try:
-                raw = _transcribe(call.audio_path, call.language, asr_cache, ("agent", "customer"))
+                mix = call.mix_path if wideband_legs and call.language == "zh" else None
+                raw = _transcribe(call.audio_path, call.language, asr_cache, ("agent", "customer"), mix)
             except Exception as exc:  # noqa: BLE001 - one unreadable call must not stop the evaluation
                 errors.append({"call_id": call.call_id, "error": f"{type(exc).__name__}: {exc}"[:300]})
                 continue
@@ -218,7 +243,8 @@ def run_eval(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     result = evaluate(args.scenarios, from_text=args.from_text, text_field=args.text_field, policy=args.policy,
                       semantic=args.semantic, asr_cache=args.asr_cache, only=args.only,
-                      meaning=not getattr(args, "no_meaning", False), forms=getattr(args, "forms", False))
+                      meaning=not getattr(args, "no_meaning", False), forms=getattr(args, "forms", False),
+                      wideband_legs=getattr(args, "zh_audio", "wideband-legs") == "wideband-legs")
     result["command"] = "harken " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("harken") else ""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -18,6 +18,20 @@ REPLY_MEANING_MIN = 0.8
 
 
 _SENTENCE_END_RE = re.compile(r"[.!。！]")
+# What a confirmation question asks the customer to confirm. A question about another of these, after a weak
+# answer, is a new item (the agent moved on); one about the same, or asking for a clear answer, asks again.
+_TOPIC_RE = re.compile(r"阅读|看过|理解|明白|清楚|了解|知晓|同意|自愿|确认|风险|损失|\b(?:read|understood|understand|"
+                       r"agree|accept|consent|clear|happy|risks?|exclu\w*|terms|conditions)\b", re.IGNORECASE)
+_ASK_AGAIN_RE = re.compile(r"明确|是或者否|是还是否|再问|\b(?:clear answer|yes or no|again|just to be clear)\b",
+                           re.IGNORECASE)
+
+
+_HESITANT_RE = re.compile(r"^\W*(?:嗯|呃|额|唔|啊|um+|uh+|er+|erm|hmm+|mm+|well)\W*(?:…|\.\.\.|⋯)", re.IGNORECASE)
+
+
+def question_topics(text: str) -> frozenset[str]:
+    """The things a confirmation question asks about (阅读, 同意, understand, ...), lowercased."""
+    return frozenset(m.group(0).lower() for m in _TOPIC_RE.finditer(text))
 
 
 def _split_first_sentence(text: str) -> tuple[str, str]:
@@ -37,6 +51,7 @@ class _Item:
     asks: int = 1
     agent_moved_on: bool = False
     asked_in_turn: int | None = None  # the agent turn that last asked the question
+    topics: frozenset[str] = frozenset()  # what the question asks about (question_topics)
 
 
 class ConfirmationRunner(Runner):
@@ -81,11 +96,18 @@ class ConfirmationRunner(Runner):
             return "backchannel"
         if self.negative and self.negative.find(nt):
             return "hedge"
-        if self.hedges and self.hedges.find(nt):
+        hedges = self.hedges.find(nt) if self.hedges else []
+        explicit = [m for m in self.explicit.find(nt) if not is_negated(nt, m)]  # 眼神不好 is no 好
+        # a hedge heard only by its sound does not outweigh a clear word (同意，你录吧 is not 你弄吧)
+        if any(m.method in ("exact", "regex") for m in hedges) or (
+                hedges and not any(m.method in ("exact", "regex") for m in explicit)):
             return "hedge"
-        yes = self.explicit.find(nt) + (self.weak_yes.find(nt) if self.weak_yes else [])
-        if any(not is_negated(nt, m) for m in yes):  # 眼神不好 is no 好
+        if explicit:
             return "explicit"
+        weak = [m for m in (self.weak_yes.find(nt) if self.weak_yes else []) if not is_negated(nt, m)]
+        if weak:
+            # "嗯……行。", "Um... yeah.": a yes after a trailing hesitation is not a clear answer
+            return "hedge" if _HESITANT_RE.search(turn.text) else "explicit"
         if self.backchannels:
             covered: set[int] = set()
             for m in self.backchannels.find(nt):
@@ -168,7 +190,7 @@ class ConfirmationRunner(Runner):
         is_question = bool(new_matches(self.questions.find(recent(ctx.turn.nt, ctx.offset)), ctx.offset))
         if item is None:
             if is_question:
-                self.item = _Item(ctx.event.end_s)
+                self.item = _Item(ctx.event.end_s, topics=question_topics(ctx.event.text))
             return []
         if not item.replies:
             # Nothing from the customer was transcribed. ASR drops short replies (嗯, but also 是的), so the
@@ -189,10 +211,18 @@ class ConfirmationRunner(Runner):
                 return [self.finding(f"{self.rule.title}: agent proceeded without an answer", [gap_ev])]
             return []
         if is_question:
+            topics = question_topics(ctx.event.text)
+            if (item.replies[-1][1] in ("backchannel", "hedge") and topics and item.topics
+                    and not topics & item.topics and not _ASK_AGAIN_RE.search(ctx.event.text)):
+                # "第二个问题，您是否同意…" after a 你说了算 to "是否已阅读并理解": the first item was left unconfirmed
+                found = self._report_reply(item)
+                self.item = _Item(ctx.event.end_s, topics=topics)
+                return found
             item.question_end_s = ctx.event.end_s
             item.asks += 1
             item.agent_moved_on = False
             item.asked_in_turn = ctx.turn.index
+            item.topics |= topics
             return []
         if item.asked_in_turn == ctx.turn.index and not self._proceeds(ctx):
             return []  # the rest of the turn that asked again ("...是否已经阅读并理解？没看明白的话我们再看一遍。")

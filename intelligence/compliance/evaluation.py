@@ -30,6 +30,7 @@ class ScenarioCall:
     gt: dict[str, Any]
     audio_path: Path | None
     duration_s: float
+    mix_path: Path | None = None  # the 16 kHz in-room mix, where the call has one (Mandarin 双录 recordings)
 
 
 def load_scenarios(directory: Path, *, only: Sequence[str] = ()) -> list[ScenarioCall]:
@@ -50,8 +51,10 @@ def load_scenarios(directory: Path, *, only: Sequence[str] = ()) -> list[Scenari
         gt_path = directory / row.get("gt", f"gt/{cid}.json")
         gt = json.loads(gt_path.read_text(encoding="utf-8"))
         audio = row.get("stereo_8k") or (gt.get("audio") or {}).get("stereo_8k")
+        mix = row.get("mono_16k") or (gt.get("audio") or {}).get("mono_16k")
         calls.append(ScenarioCall(cid, row.get("language") or gt["language"], gt,
-                                  directory / audio if audio else None, float(row.get("duration_s") or 0.0)))
+                                  directory / audio if audio else None, float(row.get("duration_s") or 0.0),
+                                  directory / mix if mix and (directory / mix).exists() else None))
     return calls
 
 
