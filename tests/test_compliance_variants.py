@@ -373,6 +373,48 @@ DIALOGUES = [
         (C, "Uh... if you say so."),
         (A, "Great, I've sent the agreement for e-signature."),
     ), (("customer_confirmation_missing", 3),)),
+    # A second, different confirmation question after a weak answer to the first: the first stays unconfirmed.
+    Dialogue("zh_weak_answer_then_a_different_question", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "理财非存款、产品有风险、投资须谨慎。这只基金不保本，可能亏损本金。"),
+        (A, "第一项，您是否已经阅读并理解基金合同和风险揭示书？"),
+        (C, "都听您的。"),
+        (A, "好的。第二项，您是否自愿申购这只基金五万元？"),
+        (C, "是的，我自愿申购。"),
+        (A, "好的，请您在申请书上签字。"),
+    ), (("customer_confirmation_missing", 4),)),
+    # 同意 said clearly is an answer, even when the rest of the reply sounds like a hedge (你录吧 ~ 你弄吧).
+    Dialogue("zh_clear_consent_with_a_hedge_like_tail", "zh", (
+        ZH_OPEN,
+        (C, "同意，你录吧。"),
+        (A, "理财非存款、产品有风险、投资须谨慎。本产品不保本，净值可能下跌。您是否已经阅读并理解？"),
+        (C, "是的，我已经阅读并理解。"),
+        (A, "好的，请您在这里签字。"),
+    ), ()),
+    # An identity with the bank and the 工号 but no name of the agent.
+    Dialogue("zh_identity_without_a_name", "zh", (
+        (A, "您好，我是嘉禾银行理财经理，工号四四一二，今天的过程全程录音录像，您同意吗？"),
+        (C, "同意。"),
+        (A, "理财非存款、产品有风险、投资须谨慎。本产品不保本，净值可能下跌。您是否已经阅读并理解？"),
+        (C, "是的，我已经阅读并理解。"),
+        (A, "好的，请您在这里签字。"),
+    ), (("agent_identity_missing", 0),)),
+    # A guaranteed minimum written in digits (as captions write it) is the promise the pack writes as said.
+    Dialogue("zh_minimum_return_in_digits", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款理财每年保底3.5%，您放心。理财非存款、产品有风险、投资须谨慎。您是否已经阅读并理解？"),
+        (C, "是的，我理解。"),
+        (A, "好的，请您在这里签字。"),
+    ), (("prohibited_promise", 2),)),
+    # An offer to cover any shortfall is a guarantee, whatever the words.
+    Dialogue("en_make_good_offer", "en", (
+        EN_OPEN,
+        (C, "I'm nervous about putting my savings into the Equity Income fund."),
+        (A, "I get it. The fund is a good one: if it's ever worth less than you paid in, call me and we'll cover the difference."),
+        (C, "Okay then."),
+    ), (("prohibited_promise", 2),)),
 ]
 
 
