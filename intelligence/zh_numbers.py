@@ -23,7 +23,7 @@ ZH_DIGIT_CHARS = "零一二三四五六七八九"
 ID_WORDS = ("工号", "编号", "尾号", "卡号", "账号", "帐号", "电话", "手机", "号码", "验证码", "密码", "代码", "单号")
 # (工号R690: letters of a staff code are said as letters, its digits one by one; 号 alone covers misheard
 # identifier words such as 公号)
-_ID_RE = re.compile("(?:" + "|".join(ID_WORDS) + r"|号)(?:是|为|：|:)?\s*[A-Za-z]{0,3}(\d+)")
+_ID_RE = re.compile("(?:" + "|".join(ID_WORDS) + r")(?:是|为|：|:)?\s*[A-Za-z]{0,3}(\d+)|号(?:是|为|：|:)?\s*[A-Za-z]{0,3}(\d{3,})")
 # a number not glued to Latin letters (R2, C3 and model names stay as written)
 _NUMBER_RE = re.compile(r"(?<![A-Za-z\d.])(\d+(?:\.\d+)?)(%?)(?![A-Za-z\d])")
 _FRACTION_RE = re.compile(r"(?<![\d.])(\d+)/(\d+)(?![\d.])")
@@ -80,7 +80,8 @@ def spoken_spans(text: str) -> list[NumberSpan]:
             taken.update(range(start, end))
 
     for m in _ID_RE.finditer(text):
-        add(m.start(1), m.end(1), _digit_by_digit(m.group(1)))
+        g = 1 if m.group(1) is not None else 2  # after 号 alone only a run of 3+ (一号是R5 is a product's level)
+        add(m.start(g), m.end(g), _digit_by_digit(m.group(g)))
     for m in _FRACTION_RE.finditer(text):  # 1/3 -> 三分之一
         add(m.start(), m.end(), _cardinal(m.group(2)) + "分之" + _cardinal(m.group(1)))
     for m in _NUMBER_RE.finditer(text):

@@ -424,8 +424,35 @@ def _zh_negated_promise(text: str, start: int) -> bool:
     """True if a negated promise verb (不承诺, 没有人能保证) governs the text at `start` in its clause."""
     left = max((m.end() for m in _CLAUSE_BREAK_RE.finditer(text, 0, start)), default=0)
     window_start = max(left, start - _ZH_NEGATION_REACH_CHARS - 8)
-    return any(m.end() <= start and start - m.end() <= _ZH_NEGATION_REACH_CHARS
-               for m in _ZH_NEGATED_PROMISE_RE.finditer(text, window_start, start))
+    if any(m.end() <= start and start - m.end() <= _ZH_NEGATION_REACH_CHARS
+           for m in _ZH_NEGATED_PROMISE_RE.finditer(text, window_start, start)):
+        return True
+    # the same heard through ASR homophones (不成落保本 for 不承诺保本): by sound, right before the match
+    return _negated_by_sound(text[max(left, start - 6) : start])
+
+
+# 承诺, 保证, 确保, 担保 as fuzzy syllable keys (tones ignored, l/n and the retroflexes merged)
+_PROMISE_VERB_KEYS = (("cen", "nuo"), ("bao", "zen"), ("que", "bao"), ("dan", "bao"))
+
+
+@functools.lru_cache(maxsize=2048)  # a pure function of a short string
+def _negated_by_sound(before: str) -> bool:
+    """True if `before` ends with a negator and a promise verb as heard: bu/mei/fei, then 承诺/保证/确保/担保 by sound
+    (at most one character between), as the last syllables before the match."""
+    from pypinyin import lazy_pinyin
+
+    from intelligence.compliance.text import fuzzy_key
+
+    han = [c for c in before if "\u4e00" <= c <= "\u9fff"]
+    if len(han) < 3:
+        return False
+    keys = [fuzzy_key(s) for s in lazy_pinyin("".join(han))]
+    for verb in _PROMISE_VERB_KEYS:
+        for gap in (0, 1):
+            n = 1 + gap + len(verb)
+            if len(keys) >= n and tuple(keys[-len(verb):]) == verb and keys[-n] in _ZH_NEGATOR_PINYIN:
+                return True
+    return False
 
 
 def crosses_clause(text: str, match: Match) -> bool:

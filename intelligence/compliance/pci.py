@@ -171,6 +171,25 @@ def find_card_numbers(text: str, *, allow_unverified: bool = True, card_context:
                 best = SensitiveSpan("pan", run[0].start, run[-1].end, total, False)
         if best is not None:
             out.append(best)
+    if not out:
+        out.extend(_pan_across_an_aside(digit_runs(text), text))
+    return out
+
+
+# "5191 0115, hang on, my glasses, 2449 3900": a card number read in two halves around a few words
+_ASIDE_RE = re.compile(r"^[^\d]{1,40}$")
+
+
+def _pan_across_an_aside(runs: Sequence[Sequence[DigitPiece]], text: str) -> list[SensitiveSpan]:
+    """Two runs of at least 4 digits around a short aside (no digits, a few words) that together make a
+    Luhn-valid 13-19 digit number. Only a valid checksum counts here: the aside could be anything."""
+    out = []
+    for a, b in zip(runs, runs[1:]):
+        da, db = "".join(p.digits for p in a), "".join(p.digits for p in b)
+        if len(da) < 4 or len(db) < 4 or not 13 <= len(da) + len(db) <= 19:
+            continue
+        if _ASIDE_RE.match(text[a[-1].end : b[0].start]) and luhn_valid(da + db) and not _identity_number([*a, *b], text):
+            out.append(SensitiveSpan("pan", a[0].start, b[-1].end, da + db, True))
     return out
 
 

@@ -47,7 +47,7 @@ from intelligence.compliance.signal_runners import (
     RiskMismatchRunner,
     SilenceRunner,
 )
-from intelligence.compliance.state import CallState
+from intelligence.compliance.state import CallState, EventState
 from intelligence.compliance.text import NormText, TextNormalizer, fuzzy_parts
 from intelligence.types import Evidence, Finding
 
@@ -134,20 +134,34 @@ _DEPOSIT_RE = re.compile(
     re.IGNORECASE)
 
 
+_DEPOSIT_PRODUCT_RE = re.compile(
+    r"\b(?:gics?|cds?|certificates? of deposit|term deposits?|share certificates?)\b|大额存单|定期存款|储蓄国债",
+    re.IGNORECASE)
+
+
 def _about_a_deposit(text: str, m: Match) -> bool:
     """True if the sentence of the match talks about a deposit product ("a GIC or a mutual fund", "insured by the
     CDIC"): such a sentence does not show that the call sells an investment, insurance or credit."""
     lo = max((x.end() for x in _SENTENCE_END_RE.finditer(text, 0, m.start)), default=0)
     hi = next((x.start() for x in _SENTENCE_END_RE.finditer(text, m.end)), len(text))
     # "it's an insurance contract, not a bank deposit, and it isn't FDIC insured" is a disclosure, not a deposit
-    return any(not _DEPOSIT_DENIED_RE.search(text[max(lo, d.start() - 16) : d.start()])
-               for d in _DEPOSIT_RE.finditer(text, lo, hi))
+    if any(not _DEPOSIT_DENIED_RE.search(text[max(lo, d.start() - 16) : d.start()])
+           for d in _DEPOSIT_RE.finditer(text, lo, hi)):
+        return True
+    # a deposit product named earlier in the turn is still the subject ("Your term deposit matures on the
+    # fourteenth. If you roll it over, the rate is 4.6%.")
+    return any(not _DEPOSIT_DENIED_RE.search(text[max(0, d.start() - 16) : d.start()])
+               for d in _DEPOSIT_PRODUCT_RE.finditer(text, 0, lo))
 
 
 _SENTENCE_END_RE = re.compile(r"[.!?。！？](?!\d)")
-_DEPOSIT_DENIED_RE = re.compile(r"(?:\bnot|n't|\bno|\bnor|\bnever|不是|并非|非|不受|不属于|没有)[^.!?。！？]{0,12}$",
+# ("No, this is a term deposit" answers a question: a bare "no" negates only the word right after it)
+_DEPOSIT_DENIED_RE = re.compile(r"(?:(?:\bnot|n't|\bnor|\bnever|不是|并非|非|不受|不属于|没有)[^.!?。！？]{0,12}|\bno\s+)$",
                                 re.IGNORECASE)
-_DENIAL_RE = re.compile(r"(?:\bnot|n't|\bnever|\bunlike|\brather than|\binstead of|不是|并非|并不是|非|不同于|不像)\s*"
+# what the product is not ("not an investment", "can't lose money"); a "don't" right before a statement denies
+# nothing ("Don't, the loan is finalised" is ASR's "Done, ...")
+_DENIAL_RE = re.compile(r"(?:\bnot|(?<!\bdo)n't|\bnever|\bunlike|\brather than|\binstead of|不是|并非|并不是|非|"
+                        r"不同于|不像)\s*"
                         r"(?:an?|the|your|a kind of)?\s*$", re.IGNORECASE)
 
 
@@ -205,6 +219,7 @@ class EventTracker:
                 if alt.within_turns is not None and turn.index >= alt.within_turns:
                     continue
                 new_in_seg: Evidence | None = None
+                new_span: tuple[int, int] | None = None
                 for el, matcher in zip(alt.elements, matchers, strict=True):
                     hits = [m for m in new_matches(matcher.find(near), ctx.offset) if not _denied(nt.original, m)
                             and not (ev.skip_questions and in_question(nt.original, m))]
@@ -212,11 +227,14 @@ class EventTracker:
                         evidence = turn.evidence(hits[0].start, hits[0].end)
                         st.hits.setdefault((a, el.name), evidence)
                         new_in_seg = new_in_seg or evidence
+                        if new_span is None or hits[0].start > new_span[0]:  # the element that completes it
+                            new_span = (hits[0].start, hits[0].end)
                 count = sum(1 for (alt_i, _), _ev in st.hits.items() if alt_i == a)
                 if count >= alt.min_elements and new_in_seg is not None:
                     if st.first_turn is None:
                         st.first_turn, st.first_evidence = turn.index, new_in_seg
                         st.first_seq = self.state.segments_seen
+                        st.first_span = new_span
                     if not st.occurrences or st.occurrences[-1][0] != turn.index:
                         st.occurrences.append((turn.index, new_in_seg))
 
@@ -357,12 +375,26 @@ class OrderedStepsRunner(Runner):
                 continue
             for later in self.steps[i + 1 :]:
                 lt = self.state.events.get((self.pack.id, later))
-                if lt and lt.first_seq is not None and lt.first_seq < now and lt.first_evidence:
+                if lt and lt.first_seq is not None and lt.first_evidence and (
+                        lt.first_seq < now or self._earlier_in_segment(lt, st, ctx.turn.text)):
                     self.reported.add(step)
                     out.append(self.finding(f"{self.rule.title}: '{step}' came after '{later}'",
                                             [st.first_evidence, lt.first_evidence]))
                     break
         return out
+
+    @staticmethod
+    def _earlier_in_segment(later: EventState, step: EventState, text: str) -> bool:
+        """Both first heard in this segment, the later step in an earlier clause ("30万认购成功，那我再补充说明一下，
+        理财不是存款…" recognised as one segment); not a step announced ahead ("请您签字前，我先说明…")."""
+        if later.first_seq != step.first_seq or later.first_span is None or step.first_span is None:
+            return False
+        (_ls, le), (ss, _se) = later.first_span, step.first_span
+        return le <= ss and _CLAUSE_MARK_RE.search(text, le, ss) is not None and not _AHEAD_RE.match(text, le)
+
+
+_CLAUSE_MARK_RE = re.compile(r"[，。；！,.;!]")
+_AHEAD_RE = re.compile(r"\s*(前|之前|以前|before|first)", re.IGNORECASE)
 
 
 def build_runner(rule: Rule, pack: PolicyPack, state: CallState, normalizer: TextNormalizer,

@@ -81,6 +81,8 @@ class EventState:
     first_seq: int | None = None  # index of the final segment (call-wide) where it first happened
     first_evidence: Evidence | None = None
     occurrences: list[tuple[int, Evidence]] = field(default_factory=list)
+    # characters of the first turn's text where the completing element was heard (order inside one segment)
+    first_span: tuple[int, int] | None = None
 
     @property
     def happened(self) -> bool:
