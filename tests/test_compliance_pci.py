@@ -102,3 +102,15 @@ def test_dev_call_card_numbers(shared_data) -> None:
             assert find_card_numbers(t[field]), (call_id, field)
     for t in json.loads((gt_dir / "dev_en_17.json").read_text())["turns"]:
         assert not find_card_numbers(t["text_spoken"]) and not find_card_numbers(t["text"])
+
+
+def test_card_number_read_around_a_short_aside() -> None:
+    """"5191 0115, hang on, my glasses, 2449 3900": the two halves make one Luhn-valid card number; halves that do
+    not pass Luhn, or a long digression, are left alone."""
+    from intelligence.compliance.pci import find_card_numbers
+
+    found = find_card_numbers("The number is 5191 0115, hang on, my glasses, 2449 3900, and that's it.")
+    assert [f.value for f in found] == ["5191011524493900"]
+    assert find_card_numbers("The number is 5191 0115, hang on, my glasses, 2449 3901.") == []
+    far = "My account is 5191 0115 and it was opened years ago when I moved house with the kids, then 2449 3900."
+    assert find_card_numbers(far, allow_unverified=False) == []

@@ -415,6 +415,21 @@ DIALOGUES = [
         (A, "I get it. The fund is a good one: if it's ever worth less than you paid in, call me and we'll cover the difference."),
         (C, "Okay then."),
     ), (("prohibited_promise", 2),)),
+    # A sale and a late disclosure recognised as one segment keep their order.
+    Dialogue("zh_sale_then_disclosure_in_one_segment", "zh", (
+        ZH_OPEN,
+        (C, "同意。就买这个，三十万，你直接下单吧。"),
+        (A, "好，已经给您下单了，三十万认购成功，那我再补充说明一下，理财不是存款，这个产品有风险，净值可能下跌，投资要谨慎。"),
+        (C, "知道了。"),
+    ), (("risk_disclosure_out_of_order", 2),)),
+    # 不承诺保本 as ASR hears it (不成落保本) is still a denial, not a promise.
+    Dialogue("zh_denial_heard_as_homophones", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "信托计划不是存款，不成落保本和最低收益，可能因为融资方违约损失本金，请您审慎决策。您是否已经阅读并理解？"),
+        (C, "是的，我已经阅读并理解。"),
+        (A, "好的，请您在认购书上签字。"),
+    ), ()),
 ]
 
 
