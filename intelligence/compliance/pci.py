@@ -184,7 +184,7 @@ def _pan_across_an_aside(runs: Sequence[Sequence[DigitPiece]], text: str) -> lis
     """Two runs of at least 4 digits around a short aside (no digits, a few words) that together make a
     Luhn-valid 13-19 digit number. Only a valid checksum counts here: the aside could be anything."""
     out = []
-    for a, b in zip(runs, runs[1:]):
+    for a, b in zip(runs, runs[1:], strict=False):
         da, db = "".join(p.digits for p in a), "".join(p.digits for p in b)
         if len(da) < 4 or len(db) < 4 or not 13 <= len(da) + len(db) <= 19:
             continue
