@@ -265,7 +265,7 @@ def correct_mandarin(text: str, lexicon: PhoneticCorrector | None, homophones: H
 
 def _write_numbers(text: str, corrections: list[Correction]) -> tuple[str, list[Correction]]:
     """Inverse text normalisation of numbers, with the earlier corrections' offsets moved to the new text."""
-    from intelligence.zh_numbers import written_spans
+    from intelligence.zh_numbers import apply_spans, written_spans
 
     spans = written_spans(text)
     if not spans:
@@ -281,13 +281,7 @@ def _write_numbers(text: str, corrections: list[Correction]) -> tuple[str, list[
             shift += len(s.replacement) - (s.end - s.start)
         return pos + shift
 
-    out, at, numbers = [], 0, []
-    for s in spans:
-        out.append(text[at:s.start])
-        numbers.append(Correction(moved(s.start), moved(s.start) + len(s.replacement), text[s.start:s.end],
-                                  s.replacement, "number"))
-        out.append(s.replacement)
-        at = s.end
-    out.append(text[at:])
+    numbers = [Correction(moved(s.start), moved(s.start) + len(s.replacement), text[s.start:s.end], s.replacement,
+                          "number") for s in spans]
     earlier = [Correction(moved(c.start), moved(c.end), c.original, c.term, c.kind) for c in corrections]
-    return "".join(out), sorted(earlier + numbers, key=lambda c: c.start)
+    return apply_spans(text, spans), sorted(earlier + numbers, key=lambda c: c.start)

@@ -57,7 +57,24 @@ def _cardinal(number: str) -> str:
     return _LEADING_TWO_RE.sub("两", spelled)
 
 
-def _apply(text: str, spans: list[NumberSpan]) -> str:
+class _Spans:
+    """Non-overlapping spans collected in rule order: the first rule to claim characters keeps them."""
+
+    def __init__(self) -> None:
+        self.spans: list[NumberSpan] = []
+        self._taken: set[int] = set()
+
+    def add(self, start: int, end: int, replacement: str | None) -> None:
+        if replacement is not None and not self._taken.intersection(range(start, end)):
+            self.spans.append(NumberSpan(start, end, replacement))
+            self._taken.update(range(start, end))
+
+    def in_order(self) -> list[NumberSpan]:
+        return sorted(self.spans, key=lambda s: s.start)
+
+
+def apply_spans(text: str, spans: list[NumberSpan]) -> str:
+    """`text` with each span replaced by its `replacement` (spans in text order, not overlapping)."""
     out, at = [], 0
     for s in spans:
         out.append(text[at:s.start])
@@ -71,14 +88,8 @@ def spoken_spans(text: str) -> list[NumberSpan]:
     """Every Arabic number in `text` with how it is said in Mandarin, in text order, never overlapping."""
     if not any(ch.isdigit() for ch in text):
         return []
-    spans: list[NumberSpan] = []
-    taken: set[int] = set()
-
-    def add(start: int, end: int, replacement: str) -> None:
-        if not taken.intersection(range(start, end)):
-            spans.append(NumberSpan(start, end, replacement))
-            taken.update(range(start, end))
-
+    found = _Spans()
+    add = found.add
     for m in _ID_RE.finditer(text):
         g = 1 if m.group(1) is not None else 2  # after 号 alone only a run of 3+ (一号是R5 is a product's level)
         add(m.start(g), m.end(g), _digit_by_digit(m.group(g)))
@@ -99,12 +110,12 @@ def spoken_spans(text: str) -> list[NumberSpan]:
             if said == "二" and after and after in "千万亿":
                 said = "两"  # 2万 -> 两万
         add(m.start(), m.end(), said)
-    return sorted(spans, key=lambda s: s.start)
+    return found.in_order()
 
 
 def spell_numbers(text: str) -> str:
     """Arabic numerals in `text` written out in Chinese characters (see the module docstring)."""
-    return _apply(text, spoken_spans(text))
+    return apply_spans(text, spoken_spans(text))
 
 
 _NUMERALS = "零〇一二两三四五六七八九十百千万亿点"
@@ -135,14 +146,8 @@ def _to_digits(chars: str) -> str | None:
 
 def written_spans(text: str) -> list[NumberSpan]:
     """Spans of spoken Mandarin numbers in `text` with their digit form, in text order, never overlapping."""
-    spans: list[NumberSpan] = []
-    taken: set[int] = set()
-
-    def add(start: int, end: int, replacement: str | None) -> None:
-        if replacement is not None and not taken.intersection(range(start, end)):
-            spans.append(NumberSpan(start, end, replacement))
-            taken.update(range(start, end))
-
+    found = _Spans()
+    add = found.add
     for m in _ID_CHARS_RE.finditer(text):
         add(m.start(1), m.end(1), "".join(_SPOKEN_DIGITS[c] for c in m.group(1)))
     for m in _PERCENT_RE.finditer(text):
@@ -153,9 +158,9 @@ def written_spans(text: str) -> list[NumberSpan]:
         if len(chars) < 4 and not any(c in "十百千万亿点" for c in chars):
             continue  # 三五天, 七八个: a range said as adjacent numerals, not a number
         add(m.start(1), m.end(1), _to_digits(chars))
-    return sorted(spans, key=lambda s: s.start)
+    return found.in_order()
 
 
 def inverse_normalize(text: str) -> str:
     """Plain numbers in digits: 工号八六二三 -> 工号8623, 百分之三点二 -> 3.2%, 一百八十天 -> 180天."""
-    return _apply(text, written_spans(text))
+    return apply_spans(text, written_spans(text))
