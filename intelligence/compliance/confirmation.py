@@ -18,6 +18,11 @@ REPLY_MEANING_MIN = 0.8
 
 
 _SENTENCE_END_RE = re.compile(r"[.!。！]")
+_CLAUSE_END_RE = re.compile(r"[,，、.!。！…]")
+_QUESTION_RE = re.compile(r"[?？]")
+_ECHO_MAX_CHARS = 12  # an echo after a backchannel is a few words ("说明书啊", "the forms"), not an answer
+# Replies that leave a confirmation open when the agent proceeds: a backchannel, a hedge or refusal, a question back.
+WEAK_REPLIES = ("backchannel", "hedge", "question")
 # What a confirmation question asks the customer to confirm. A question about another of these, after a weak
 # answer, is a new item (the agent moved on); one about the same, or asking for a clear answer, asks again.
 _TOPIC_RE = re.compile(r"阅读|看过|理解|明白|清楚|了解|知晓|同意|自愿|确认|风险|损失|\b(?:read|understood|understand|"
@@ -32,6 +37,14 @@ _HESITANT_RE = re.compile(r"^\W*(?:嗯|呃|额|唔|啊|um+|uh+|er+|erm|hmm+|mm+|
 def question_topics(text: str) -> frozenset[str]:
     """The things a confirmation question asks about (阅读, 同意, understand, ...), lowercased."""
     return frozenset(m.group(0).lower() for m in _TOPIC_RE.finditer(text))
+
+
+def _split_first_clause(text: str) -> tuple[str, str]:
+    """The first clause of a reply (up to a comma or sentence mark) and the rest."""
+    m = _CLAUSE_END_RE.search(text)
+    if m is None:
+        return text.strip(), ""
+    return text[: m.start()].strip(), text[m.end() :].strip()
 
 
 def _split_first_sentence(text: str) -> tuple[str, str]:
@@ -58,8 +71,9 @@ class ConfirmationRunner(Runner):
     """Explicit customer confirmation after a confirmation question ("do you understand...", 是否已阅读并理解).
 
     Each customer reply turn is classed `explicit` (yes / I confirm / 是的 / 已阅读并理解, no hedging), `hedge`
-    (I guess, 差不多吧, or a negative such as 不明白), `backchannel` (a short 嗯 / mm / okay) or `other`
-    (a question, unrelated words). The item closes on an explicit reply. It is reported, at the customer's
+    (I guess, 差不多吧, or a negative such as 不明白), `backchannel` (a short 嗯 / mm / okay, also with a short
+    echo: 哦，说明书啊), `question` (a question back with no answer: 那你说呢？) or `other` (words ASR garbled,
+    unrelated words). The item closes on an explicit reply. It is reported, at the customer's
     last reply, when the agent proceeds anyway after a backchannel or hedge (a proceed phrase, or the proceed
     event, e.g. the signature), when the agent says it assumes consent ("I'll take that as a yes") whatever the
     reply looked like, or, after a backchannel or hedge, when the agent moves on and the
@@ -88,8 +102,8 @@ class ConfirmationRunner(Runner):
     def classify(self, turn: Turn) -> str:
         """explicit | hedge | backchannel | other for a customer's reply turn.
 
-        Only `backchannel` and `hedge` replies are violations when the agent proceeds; `other` (a question, or
-        words ASR garbled beyond recognition) never is, so a misrecognised "是的" does not raise a finding.
+        Only `backchannel`, `hedge` and `question` replies are violations when the agent proceeds; `other` (words
+        ASR garbled beyond recognition) never is, so a misrecognised "是的" does not raise a finding.
         """
         nt = turn.nt
         if nt is None or not nt.tokens:
@@ -123,6 +137,17 @@ class ConfirmationRunner(Runner):
                 covered = {i for m in spans for i, t in enumerate(head.tokens) if t.start >= m.start and t.end <= m.end}
                 if head.tokens and len(covered) == len(head.tokens):
                     return "backchannel"
+            # "哦，说明书啊": a backchannel clause and an echo of the agent's words, no answer and no question
+            first, rest = _split_first_clause(turn.text)
+            if first and rest and len(rest) <= _ECHO_MAX_CHARS and not _QUESTION_RE.search(rest):
+                head = self._normalizer.normalize(first)
+                spans = self.backchannels.find(head)
+                covered = {i for m in spans for i, t in enumerate(head.tokens) if t.start >= m.start and t.end <= m.end}
+                if head.tokens and len(covered) == len(head.tokens):
+                    return "backchannel"
+        if _QUESTION_RE.search(turn.text):
+            # "那你说呢？", "Why do you need me to say this?": a question back answers nothing
+            return "question"
         return self._classify_by_meaning(turn.text)
 
     def _classify_by_meaning(self, text: str) -> str:
@@ -170,7 +195,7 @@ class ConfirmationRunner(Runner):
             return []
         if item.agent_moved_on and item.replies and item.replies[-1][0] is not turn:
             # The agent went on after a weak answer and the conversation continued: the item stayed unconfirmed.
-            if item.replies[-1][1] in ("backchannel", "hedge"):
+            if item.replies[-1][1] in WEAK_REPLIES:
                 return self._report_reply(item)
             self.item = None
             return []
@@ -212,7 +237,7 @@ class ConfirmationRunner(Runner):
             return []
         if is_question:
             topics = question_topics(ctx.event.text)
-            if (item.replies[-1][1] in ("backchannel", "hedge") and topics and item.topics
+            if (item.replies[-1][1] in WEAK_REPLIES and topics and item.topics
                     and not topics & item.topics and not _ASK_AGAIN_RE.search(ctx.event.text)):
                 # "第二个问题，您是否同意…" after a 你说了算 to "是否已阅读并理解": the first item was left unconfirmed
                 found = self._report_reply(item)
@@ -227,7 +252,7 @@ class ConfirmationRunner(Runner):
         if item.asked_in_turn == ctx.turn.index and not self._proceeds(ctx):
             return []  # the rest of the turn that asked again ("...是否已经阅读并理解？没看明白的话我们再看一遍。")
         if self._proceeds(ctx):
-            if item.replies[-1][1] in ("backchannel", "hedge") or self._assumes_consent(ctx):
+            if item.replies[-1][1] in WEAK_REPLIES or self._assumes_consent(ctx):
                 return self._report_reply(item)
             self.item = None  # an unclear ("other") reply is not evidence of a missing confirmation
             return []
@@ -236,6 +261,6 @@ class ConfirmationRunner(Runner):
 
     def finish(self, end_s: float) -> list[Finding]:
         item = self.item
-        if item and item.agent_moved_on and item.replies and item.replies[-1][1] in ("backchannel", "hedge"):
+        if item and item.agent_moved_on and item.replies and item.replies[-1][1] in WEAK_REPLIES:
             return self._report_reply(item)
         return []

@@ -22,7 +22,7 @@ _SEPARATOR_RE = re.compile(r"^[\s,.\-/:;、，。]*$")
 CVV_KEYWORDS_RE = re.compile(
     r"\b(?:cvv2?|cvc2?|cvn|csc|security code|security number|card verification (?:value|code|number)"
     r"|(?:code|number|digits) on the back|back of (?:the|your|my) card|three[- ]digit (?:code|number)"
-    r"|3[- ]digit (?:code|number)|on the back|the back (?:says|reads|has|shows)|signature (?:strip|panel|box)|(?:digits|numbers) (?:printed )?(?:above|over) the (?:long |card )?number)\b|安全码|校验码|验证码|背面|背后|反面|末三位|后三位|后面那三",
+    r"|3[- ]digit (?:code|number)|on the back|the back (?:says|reads|has|shows)|signature (?:strip|panel|box)|(?:digits|numbers) (?:printed )?(?:above|over) the (?:long |card )?number)\b|安全码|校验码|验证码|背面|背后|反面|末三位|后三位|后面那三|签名条|签名栏|翻过来",
     re.IGNORECASE,
 )
 CARD_CONTEXT_RE = re.compile(r"\b(?:card|visa|mastercard|amex|debit|credit)\b|卡号|银行卡|信用卡|借记卡", re.IGNORECASE)
