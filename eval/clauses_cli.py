@@ -47,6 +47,12 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--background", type=int, default=1500, metavar="N",
                    help="N ordinary sentences per language (Banking77, VCSum in ../shared/data) as negatives")
     p.set_defaults(func=_train)
+    p = sub.add_parser("clauses-encoder", help="fine-tune MiniLM into the English clause heads (needs the [train] extra)")
+    p.add_argument("--data", type=Path, nargs="+", default=[DEFAULT_DATA_DIR, DEFAULT_DATA_DIR / "ordinary"])
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "weights" / "clauses_en")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--min-precision", type=float, default=0.9)
+    p.set_defaults(func=_train_encoder)
 
 
 # -- embeddings -------------------------------------------------------------------------------------------------
@@ -156,6 +162,17 @@ def _train(args: argparse.Namespace) -> int:
     report = {"examples": len(train), "seconds": round(time.perf_counter() - t0, 1), "heads": report}
     args.out.with_suffix(".train.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def _train_encoder(args: argparse.Namespace) -> int:
+    import logging
+
+    from models.training.train_clauses_encoder import EncoderTrainOptions, train_clauses_encoder
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    opts = EncoderTrainOptions(epochs=args.epochs, min_precision=args.min_precision)
+    print(json.dumps(train_clauses_encoder(args.data, args.out, opts), indent=2))
     return 0
 
 

@@ -95,3 +95,34 @@ def test_shipped_heads_on_held_out_wording(tmp_path: Path) -> None:
     assert r["micro"]["precision"] >= 0.88 and r["micro"]["recall"] >= 0.42
     assert r["per_family"]["customer_reply"]["f1"] >= 0.7
     assert r["cost_ms"]["p95"] < 20
+
+
+class _FixedEncoderHeads:
+    """Encoder heads that give fixed probabilities (the merge logic is under test, not the encoder)."""
+
+    families = ("guarantee", "sensitive_auth")
+    reply_types = ()
+    threshold = np.array([0.6, 0.6], dtype=np.float32)
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def scores(self, texts):
+        from models.clauses.encoder import EncoderScores
+
+        self.seen += list(texts)
+        probs = np.array([[0.9, 0.1]] * len(texts), dtype=np.float32)
+        return EncoderScores(probs, np.zeros((len(texts), 0), np.float32))
+
+
+def test_encoder_hits_join_the_ngram_hits_for_english_only() -> None:
+    heads = _FixedEncoderHeads()
+    plain = ClauseDetector.from_packaged()
+    merged = ClauseDetector.from_packaged(encoder=heads)  # type: ignore[arg-type]
+    texts = ["Honestly, the market can do whatever it likes, this just keeps paying.", "这款产品的净值会随市场波动。"]
+    before, after = plain.detect(texts), merged.detect(texts)
+    assert heads.seen == texts[:1]  # Chinese text never reaches the English encoder
+    assert "guarantee" in after[0].hits and after[0].scores["guarantee"] >= 0.9
+    assert "sensitive_auth" not in after[0].hits or "sensitive_auth" in before[0].hits  # under its threshold
+    assert after[0].reply == before[0].reply  # the reply type stays the n-gram head's
+    assert after[1] == before[1]

@@ -110,3 +110,18 @@ def test_eval_cli_banking77_format(tmp_path: Path, shared_data: Path) -> None:
     assert report["n"] == len(rows)
     assert report["accuracy"] <= report["accuracy_no_rejection"]
     assert report["accuracy"] >= 0.8 and report["macro_f1"] > 0.7
+
+
+def test_a_model_dir_can_share_the_tokenizer_and_word_table(tmp_path: Path) -> None:
+    """A fine-tuned model with the frozen table names the directory that holds it (`assets`) and gives the same
+    logits as with its own copies."""
+    src = default_intent_dir()
+    own = OnnxTextEncoder(src)
+    shared = tmp_path / "models" / "shared_intent"
+    shared.mkdir(parents=True)
+    (shared / "encoder.onnx").write_bytes((src / "encoder.onnx").read_bytes())
+    meta = json.loads((src / "labels.json").read_text(encoding="utf-8"))
+    meta["assets"] = str(src)  # absolute here; the shipped form is relative ("../intent")
+    (shared / "labels.json").write_text(json.dumps(meta), encoding="utf-8")
+    texts = ["I still haven't received my new card", "how do I top up by bank transfer"]
+    assert np.allclose(OnnxTextEncoder(shared).logits(texts), own.logits(texts))

@@ -6,6 +6,9 @@ A model directory holds:
   encoder.onnx          (word_embeds [B,T,384] float32, attention_mask [B,T] int64) -> logits [B,K]
   labels.json           output names and the model's decision settings (see the classifier modules)
 
+A model fine-tuned with the word-embedding table frozen shares that table and the tokenizer with every other such
+model: its directory may name `"assets": "<sibling directory>"` in labels.json instead of holding its own copies.
+
 The word vectors are looked up in numpy (see models/training/text_model.py for why), then the transformer runs
 in ONNX Runtime. Sessions are created once; `logits()` is safe to call from several threads at once
 (ONNX Runtime's `run` is thread-safe, and the tokenizer is used read-only).
@@ -57,11 +60,12 @@ class OnnxTextEncoder:
         self.model_dir = Path(model_dir)
         self.options = options or RuntimeOptions()
         self.meta: dict[str, Any] = json.loads((self.model_dir / "labels.json").read_text(encoding="utf-8"))
-        tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        assets = self.model_dir / str(self.meta["assets"]) if "assets" in self.meta else self.model_dir
+        tokenizer = Tokenizer.from_file(str(assets / "tokenizer.json"))
         tokenizer.enable_truncation(max_length=self.options.max_tokens)
         tokenizer.no_padding()
         self._tokenizer = tokenizer
-        table = np.load(self.model_dir / "word_embeddings.npz")
+        table = np.load(assets / "word_embeddings.npz")
         self._emb_q: np.ndarray = table["q"]
         self._emb_scale: np.ndarray = table["scale"]
         self._session = ort.InferenceSession(

