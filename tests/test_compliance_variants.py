@@ -430,6 +430,38 @@ DIALOGUES = [
         (C, "是的，我已经阅读并理解。"),
         (A, "好的，请您在认购书上签字。"),
     ), ()),
+    # A question back answers nothing: signing after it is proceeding without a yes.
+    Dialogue("zh_question_back_then_signing", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款理财不是存款，净值会波动，可能亏损本金。请问您是否已经阅读并理解风险揭示书？"),
+        (C, "那您说呢？我又看不懂这些。"),
+        (A, "好的，那请您在这里签字。"),
+    ), (("customer_confirmation_missing", 3),)),
+    Dialogue("en_question_back_then_order_placed", "en", (
+        (A, "Hi, it's Marcus at Westfield Bank, this call is recorded."),
+        (A, "Before we place the trade: the fund is not a deposit and you could lose money. Do you understand that?"),
+        (C, "Why do you need me to say it? Isn't that obvious?"),
+        (A, "Okay. I'm placing the order now, you'll get the confirmation by email."),
+    ), (("customer_confirmation_missing", 2),)),
+    # ... but a question back that the agent answers and asks again, then a clear yes, is a confirmation.
+    Dialogue("zh_question_back_answered_then_yes", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款理财不是存款，净值会波动，可能亏损本金。请问您是否已经阅读并理解风险揭示书？"),
+        (C, "亏损本金是什么意思？"),
+        (A, "就是到期拿回来的钱可能比您投进去的少。您现在是否理解了？"),
+        (C, "明白了，我理解。"),
+        (A, "好的，那请您在这里签字。"),
+    ), ()),
+    # 哦 and an echo of the agent's words is a backchannel, not an answer.
+    Dialogue("zh_backchannel_and_echo", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款理财不是存款，净值会波动，可能亏损本金。请问您是否已经阅读并理解风险揭示书？"),
+        (C, "哦，揭示书啊。"),
+        (A, "好，请您在认购书上签字。"),
+    ), (("customer_confirmation_missing", 3),)),
 ]
 
 
