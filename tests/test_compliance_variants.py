@@ -454,6 +454,14 @@ DIALOGUES = [
         (C, "明白了，我理解。"),
         (A, "好的，那请您在这里签字。"),
     ), ()),
+    Dialogue("en_question_back_answered_then_clear_yes", "en", (
+        (A, "Hi, it's Marcus at Westfield Bank, this call is recorded."),
+        (A, "Before we place the trade: the fund is not a deposit and you could lose money. Do you understand that?"),
+        (C, "What happens if I need the money back early?"),
+        (A, "You can sell at any time, at that day's price, which may be lower than what you paid."),
+        (C, "Right. Yes, I understand that and I agree."),
+        (A, "Thank you. I'm placing the order now, you'll get the confirmation by email."),
+    ), ()),
     # 哦 and an echo of the agent's words is a backchannel, not an answer.
     Dialogue("zh_backchannel_and_echo", "zh", (
         ZH_OPEN,

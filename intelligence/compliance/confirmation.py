@@ -195,7 +195,12 @@ class ConfirmationRunner(Runner):
             return []
         if item.agent_moved_on and item.replies and item.replies[-1][0] is not turn:
             # The agent went on after a weak answer and the conversation continued: the item stayed unconfirmed.
-            if item.replies[-1][1] in WEAK_REPLIES:
+            # After a question back the agent's next words are usually the answer, and a clear yes then confirms.
+            last = item.replies[-1][1]
+            if last == "question" and self.classify(turn) == "explicit":
+                self.item = None
+                return []
+            if last in WEAK_REPLIES:
                 return self._report_reply(item)
             self.item = None
             return []
