@@ -462,6 +462,24 @@ DIALOGUES = [
         (C, "Right. Yes, I understand that and I agree."),
         (A, "Thank you. I'm placing the order now, you'll get the confirmation by email."),
     ), ()),
+    # Consent recorded from a hedge although no confirmation question was asked.
+    Dialogue("en_put_down_as_yes_after_a_hedge", "en", (
+        (A, "Hi, it's Marcus at Westfield Bank, this call is recorded."),
+        (A, "The loan comes with payment protection insurance at nine dollars a month, it's not required and you "
+            "can cancel within thirty days. The terms are in the pack."),
+        (C, "I guess, if most people take it."),
+        (A, "Great, I'll put you down as a yes for both."),
+    ), (("customer_confirmation_missing", 2),)),
+    # Coaching the answer keeps the question open; the coached, tentative "是吧" is no confirmation.
+    Dialogue("zh_coached_answer", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款理财不是存款，净值会波动，可能亏损本金。请问您是否已经阅读并理解风险揭示书？"),
+        (C, "啊？这个我该怎么说？"),
+        (A, "您就说'是'就行，大家都这么说。"),
+        (C, "哦，那……是吧。"),
+        (A, "好的，请您在认购书上签字。"),
+    ), (("customer_confirmation_missing", 5),)),
     # 哦 and an echo of the agent's words is a backchannel, not an answer.
     Dialogue("zh_backchannel_and_echo", "zh", (
         ZH_OPEN,

@@ -27,8 +27,12 @@ WEAK_REPLIES = ("backchannel", "hedge", "question")
 # answer, is a new item (the agent moved on); one about the same, or asking for a clear answer, asks again.
 _TOPIC_RE = re.compile(r"阅读|看过|理解|明白|清楚|了解|知晓|同意|自愿|确认|风险|损失|\b(?:read|understood|understand|"
                        r"agree|accept|consent|clear|happy|risks?|exclu\w*|terms|conditions)\b", re.IGNORECASE)
+_QUOTE = "[\u2018\u2019\u201c\u201d\"']?"
 _ASK_AGAIN_RE = re.compile(r"明确|是或者否|是还是否|再问|\b(?:clear answer|yes or no|again|just to be clear)\b",
                            re.IGNORECASE)
+# the agent coaching the answer (您就说'是'就行, "just say yes"): the question is still open, not moved on from
+_COACH_RE = re.compile(f"说{_QUOTE}(是|对|同意|确认|理解){_QUOTE}就(行|可以|好)"
+                       + r"|\bjust say (yes|i (do|agree|understand))\b", re.IGNORECASE)
 
 
 _HESITANT_RE = re.compile(r"^\W*(?:嗯|呃|额|唔|啊|um+|uh+|er+|erm|hmm+|mm+|well)\W*(?:…|\.\.\.|⋯)", re.IGNORECASE)
@@ -97,6 +101,7 @@ class ConfirmationRunner(Runner):
         self.backchannels = (matcher_for(self.spec.backchannels, rule, normalizer, None)
                              if self.spec.backchannels else None)
         self.item: _Item | None = None
+        self._last_reply: Turn | None = None  # the customer's last turn while no question was open
         self._clauses = normalizer.clause_scorer
 
     def classify(self, turn: Turn) -> str:
@@ -192,6 +197,7 @@ class ConfirmationRunner(Runner):
     def _on_customer(self, turn: Turn) -> list[Finding]:
         item = self.item
         if item is None:
+            self._last_reply = turn  # for an agent who records a yes nobody was asked for
             return []
         if item.agent_moved_on and item.replies and item.replies[-1][0] is not turn:
             # The agent went on after a weak answer and the conversation continued: the item stayed unconfirmed.
@@ -221,6 +227,14 @@ class ConfirmationRunner(Runner):
         if item is None:
             if is_question:
                 self.item = _Item(ctx.event.end_s, topics=question_topics(ctx.event.text))
+                self._last_reply = None
+            elif (self._last_reply is not None and self._last_reply.index == ctx.turn.index - 1
+                  and self._assumes_consent(ctx)):
+                # "I'll put you down as a yes" after "I guess, if everybody gets it": consent recorded from a
+                # hedge, with no confirmation question at all
+                reply, self._last_reply = self._last_reply, None
+                if self.classify(reply) in WEAK_REPLIES:
+                    return [self.finding(f"{self.rule.title}: no explicit answer", [reply.whole_evidence()])]
             return []
         if not item.replies:
             # Nothing from the customer was transcribed. ASR drops short replies (嗯, but also 是的), so the
@@ -260,6 +274,11 @@ class ConfirmationRunner(Runner):
             if item.replies[-1][1] in WEAK_REPLIES or self._assumes_consent(ctx):
                 return self._report_reply(item)
             self.item = None  # an unclear ("other") reply is not evidence of a missing confirmation
+            return []
+        if _COACH_RE.search(ctx.event.text):
+            item.asks += 1
+            item.agent_moved_on = False
+            item.asked_in_turn = ctx.turn.index
             return []
         item.agent_moved_on = True
         return []
