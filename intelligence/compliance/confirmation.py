@@ -9,7 +9,7 @@ from intelligence.compliance.matching import Embedder, is_negated
 from intelligence.compliance.rules import ConfirmationSpec, PolicyPack, Rule
 from intelligence.compliance.runner_base import Runner, SegmentContext, matcher_for, new_matches, recent
 from intelligence.compliance.state import CallState, Turn
-from intelligence.compliance.text import TextNormalizer
+from intelligence.compliance.text import NormText, TextNormalizer
 from intelligence.types import Evidence, Finding
 
 # Probability the reply head must give a hedge, refusal or backchannel before a reply no phrase list explains
@@ -78,10 +78,12 @@ class ConfirmationRunner(Runner):
     (I guess, 差不多吧, or a negative such as 不明白), `backchannel` (a short 嗯 / mm / okay, also with a short
     echo: 哦，说明书啊), `question` (a question back with no answer: 那你说呢？) or `other` (words ASR garbled,
     unrelated words). The item closes on an explicit reply. It is reported, at the customer's
-    last reply, when the agent proceeds anyway after a backchannel or hedge (a proceed phrase, or the proceed
-    event, e.g. the signature), when the agent says it assumes consent ("I'll take that as a yes") whatever the
-    reply looked like, or, after a backchannel or hedge, when the agent moves on and the
-    customer speaks again without the question being asked again. Asking again keeps the item open.
+    last reply, when the agent proceeds anyway after a backchannel, hedge or question back (a proceed phrase, or the
+    proceed event, e.g. the signature), when the agent says it assumes consent ("I'll take that as a yes") whatever
+    the reply looked like, or, after a weak reply, when the agent moves on and the customer speaks again without
+    the question being asked again (after a question back, a clear yes then confirms). Asking again, or coaching
+    the answer (您就说'是'就行), keeps the item open. An agent who records consent right after a weak reply with no
+    question asked at all ("I'll put you down as a yes" after "I guess") is reported too.
     If nothing from the customer was transcribed, the silent gap is reported only on strong evidence.
     """
 
@@ -105,7 +107,7 @@ class ConfirmationRunner(Runner):
         self._clauses = normalizer.clause_scorer
 
     def classify(self, turn: Turn) -> str:
-        """explicit | hedge | backchannel | other for a customer's reply turn.
+        """explicit | hedge | backchannel | question | other for a customer's reply turn.
 
         Only `backchannel`, `hedge` and `question` replies are violations when the agent proceeds; `other` (words
         ASR garbled beyond recognition) never is, so a misrecognised "是的" does not raise a finding.
@@ -128,32 +130,30 @@ class ConfirmationRunner(Runner):
             # "嗯……行。", "Um... yeah.": a yes after a trailing hesitation is not a clear answer
             return "hedge" if _HESITANT_RE.search(turn.text) else "explicit"
         if self.backchannels:
-            covered: set[int] = set()
-            for m in self.backchannels.find(nt):
-                covered.update(i for i, t in enumerate(nt.tokens) if t.start >= m.start and t.end <= m.end)
-            if len(covered) == len(nt.tokens):
+            if self._only_backchannels(nt):
                 return "backchannel"
             # "Mm-hmm. Sofia, put that down, please.": a bare backchannel, then words to someone else (no
             # question back, nothing that confirms)
             first, rest = _split_first_sentence(turn.text)
-            if first and rest and "?" not in rest and "？" not in rest:
-                head = self._normalizer.normalize(first)
-                spans = self.backchannels.find(head)
-                covered = {i for m in spans for i, t in enumerate(head.tokens) if t.start >= m.start and t.end <= m.end}
-                if head.tokens and len(covered) == len(head.tokens):
-                    return "backchannel"
+            if first and rest and not _QUESTION_RE.search(rest) and self._only_backchannels(first):
+                return "backchannel"
             # "哦，说明书啊": a backchannel clause and an echo of the agent's words, no answer and no question
             first, rest = _split_first_clause(turn.text)
-            if first and rest and len(rest) <= _ECHO_MAX_CHARS and not _QUESTION_RE.search(rest):
-                head = self._normalizer.normalize(first)
-                spans = self.backchannels.find(head)
-                covered = {i for m in spans for i, t in enumerate(head.tokens) if t.start >= m.start and t.end <= m.end}
-                if head.tokens and len(covered) == len(head.tokens):
-                    return "backchannel"
+            if (first and rest and len(rest) <= _ECHO_MAX_CHARS and not _QUESTION_RE.search(rest)
+                    and self._only_backchannels(first)):
+                return "backchannel"
         if _QUESTION_RE.search(turn.text):
             # "那你说呢？", "Why do you need me to say this?": a question back answers nothing
             return "question"
         return self._classify_by_meaning(turn.text)
+
+    def _only_backchannels(self, text: NormText | str) -> bool:
+        """True if backchannel phrases cover every token of the text (嗯嗯, "mm-hmm, okay")."""
+        assert self.backchannels is not None
+        nt = self._normalizer.normalize(text) if isinstance(text, str) else text
+        covered = {i for m in self.backchannels.find(nt) for i, t in enumerate(nt.tokens)
+                   if t.start >= m.start and t.end <= m.end}
+        return bool(nt.tokens) and len(covered) == len(nt.tokens)
 
     def _classify_by_meaning(self, text: str) -> str:
         """A reply no listed phrase explains, read by the clause detectors' reply head: only a confident hedge,

@@ -17,6 +17,7 @@ Model directory (models/weights/clauses_en): encoder.onnx, labels.json with
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Sequence
@@ -50,8 +51,6 @@ class EncoderClauseHeads:
         self.threads = threads
         self._encoder = None
         self._lock = threading.Lock()
-        import json
-
         meta = json.loads((self.model_dir / "labels.json").read_text(encoding="utf-8"))
         self.families: tuple[str, ...] = tuple(meta["families"])
         self.reply_types: tuple[str, ...] = tuple(meta.get("reply_types", ()))
