@@ -20,6 +20,7 @@ import numpy as np
 
 from models.clauses.data import DEFAULT_DATA_DIR, REPLY_FAMILY, ClauseExample, families, load_clauses
 from models.clauses.detector import WEIGHTS_PATH, ClauseModel
+from models.training.train_clauses_encoder import DEFAULT_ENCODER_DATA
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,8 @@ def register_train(sub: argparse._SubParsersAction) -> None:
                    help="N ordinary sentences per language (Banking77, VCSum in ../shared/data) as negatives")
     p.set_defaults(func=_train)
     p = sub.add_parser("clauses-encoder", help="fine-tune MiniLM into the English clause heads (needs the [train] extra)")
-    p.add_argument("--data", type=Path, nargs="+", default=[DEFAULT_DATA_DIR, DEFAULT_DATA_DIR / "ordinary"])
+    p.add_argument("--data", type=Path, nargs="+", default=list(DEFAULT_ENCODER_DATA),
+                   help="JSONL files or folders (default: the corpus and its ordinary-speech negatives)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "weights" / "clauses_en")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--min-precision", type=float, default=0.9)
