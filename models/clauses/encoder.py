@@ -75,10 +75,8 @@ class EncoderClauseHeads:
         f = len(self.families)
         if not texts:
             return EncoderScores(np.zeros((0, f), np.float32), np.zeros((0, len(self.reply_types)), np.float32))
+        from models.classifiers.onnx_text import sigmoid, softmax
+
         logits = self._model().logits(list(texts))
-        fam = 1.0 / (1.0 + np.exp(-logits[:, :f]))
         rep = logits[:, f:]
-        if rep.shape[1]:
-            rep = np.exp(rep - rep.max(axis=1, keepdims=True))
-            rep = rep / rep.sum(axis=1, keepdims=True)
-        return EncoderScores(fam, rep)
+        return EncoderScores(sigmoid(logits[:, :f]), softmax(rep) if rep.shape[1] else rep)

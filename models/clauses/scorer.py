@@ -6,12 +6,15 @@ scored once (an LRU of recent sentences), and only new or grown sentences cost a
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
 from models.clauses.detector import ClauseDetector
+
+log = logging.getLogger(__name__)
 
 
 class CachedClauseScorer:
@@ -63,7 +66,10 @@ def load_clause_scorer(num_threads: int = 1, encoder: bool | None = None) -> Cac
         encoder = os.environ.get("HARKEN_CLAUSE_ENCODER", "off").lower() in ("on", "1", "true", "yes")
     heads = None
     if encoder:  # off by default: on whole calls it added more false alarms than findings
-        from models.clauses.encoder import EncoderClauseHeads
+        from models.clauses.encoder import ENCODER_DIR, EncoderClauseHeads
 
         heads = EncoderClauseHeads.packaged(threads=num_threads)
+        if heads is None:  # asked for but never trained here: say so rather than run without it silently
+            log.warning("English clause encoder requested but %s holds no weights "
+                        "(run `harken train clauses-encoder`); using the n-gram heads alone", ENCODER_DIR)
     return CachedClauseScorer(ClauseDetector(model, embed, heads))
