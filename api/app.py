@@ -44,6 +44,8 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
     from api.ratelimit import LoginLimiter
 
     settings = settings or HarkenSettings()
+    if settings.role != "all" and not (settings.broker_url or "").startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"role {settings.role!r} needs a Redis broker_url (HARKEN_BROKER_URL=redis://...)")
     state = HarkenState(settings=settings, login_limiter=LoginLimiter(settings.login_max_failures,
                                                                       settings.login_window_s))
 
@@ -51,8 +53,13 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from pipelines.enrich import enricher_factories, warm_up
 
-        state.runtime = build_runtime(settings, enrichers=enricher_factories(settings, state))
+        gateway_only = settings.role == "gateway"  # decodes and enriches nothing itself
+        state.runtime = build_runtime(settings, enrichers=[] if gateway_only else enricher_factories(settings, state))
         _wire_compliance_services(state)
+        if gateway_only:
+            from pipelines.gateway import ClusterGateway
+
+            state.gateway = ClusterGateway(settings.broker_url, dead_after_s=settings.worker_dead_after_s)
         if "enrichment" in state.extras:
             res = state.extras["enrichment"]
             res.tickets, res.audit, res.webhooks = state.tickets, state.audit, state.extras.get("webhooks")
@@ -62,7 +69,7 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
                 await asyncio.to_thread(state.audit.append, "system", "config.loaded",
                                         {"policy_packs": packs, "asr_model": settings.asr_model,
                                          "denoiser": settings.denoiser, "max_channels": settings.max_channels})
-        if settings.asr_warm_up:
+        if settings.asr_warm_up and not gateway_only:
             took_s = await state.runtime.manager.warm_up()
             log.info("ASR model %s warm in %.1f s", settings.asr_model, took_s)
         # One node: whatever a previous run left live was interrupted. Several nodes share the store (a broker is
@@ -70,12 +77,24 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
         interrupted = 0 if settings.broker_url else await asyncio.to_thread(state.runtime.store.mark_interrupted)
         if interrupted:
             log.warning("%d sessions were left live by a previous run; marked ended (server_restart)", interrupted)
+        if settings.role == "worker":
+            from pipelines.worker import ClusterWorker
+
+            state.worker = ClusterWorker(state.runtime.manager, settings.broker_url, worker_id=settings.worker_id,
+                                         heartbeat_s=settings.worker_heartbeat_s,
+                                         dead_after_s=settings.worker_dead_after_s,
+                                         input_timeout_s=settings.ws_idle_timeout_s + 10.0)
+            await state.worker.start()
         from api.servers import start_servers
 
         state.servers = await start_servers(state)
         try:
             yield
         finally:
+            if state.worker is not None:
+                await state.worker.stop()
+            if state.gateway is not None:
+                await state.gateway.aclose()
             for server in reversed(state.servers):
                 with contextlib.suppress(Exception):
                     await server.stop()
@@ -99,7 +118,8 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
         return {"status": "ok" if ready else "starting",
                 "sessions_live": len(state.manager.sessions) if ready else 0,
                 "channels_in_use": state.manager.channels_in_use if ready else 0,
-                "channels_max": settings.max_channels, "asr_model": settings.asr_model}
+                "channels_max": settings.max_channels, "asr_model": settings.asr_model, "role": settings.role,
+                "worker_id": state.worker.worker_id if state.worker is not None else None}
 
     @app.get("/metrics")
     async def metrics() -> Response:

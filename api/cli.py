@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "eval.diarization_cli",
     "eval.minutes_cli",
     "eval.broker_cli",
+    "eval.cluster_cli",
 )
 
 

@@ -17,6 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--data-dir", type=Path, default=None, help="where the SQLite file and audio live (var/)")
+    p.add_argument("--role", choices=("all", "gateway", "worker"), default=None,
+                   help="all: one process does everything (default); gateway: clients and taps, sessions placed on "
+                        "workers; worker: runs sessions (needs HARKEN_BROKER_URL=redis://... and a shared "
+                        "HARKEN_DATABASE_URL; docs/cluster.md)")
+    p.add_argument("--worker-id", default=None, help="this worker's name in the cluster (default: host-pid)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("transcribe", help="run a recorded file through the streaming pipeline")
@@ -67,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from api.app import create_app
 
-    settings = _settings(data_dir=args.data_dir)
+    settings = _settings(data_dir=args.data_dir, role=args.role, worker_id=args.worker_id)
     if settings.auth:
         from api.cli_identity import _open, ensure_first_admin
 

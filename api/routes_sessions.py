@@ -129,7 +129,9 @@ def build_router() -> APIRouter:
         return {"session_id": session_id, "live": live is not None, "minutes": to_json(m)}
 
     @router.websocket("/{session_id}/subscribe")
-    async def subscribe_ws(ws: WebSocket, session_id: str) -> None:
+    async def subscribe_ws(ws: WebSocket, session_id: str, after_seq: int = -1) -> None:
+        """Events of a session, live: its history first, then as they happen. `after_seq`: resume after the
+        last event a client already has (e.g. after its gateway went away: any gateway serves any session)."""
         state = ws.app.state.harken
         p = await websocket_principal(ws, Perm.SESSIONS_READ)
         if p is None:
@@ -142,7 +144,7 @@ def build_router() -> APIRouter:
             await ws.close(code=1008)
             return
         try:
-            async for ev in _follow(state, session_id):
+            async for ev in _follow(state, session_id, after_seq=after_seq):
                 await ws.send_json(ev)
             await ws.close(code=1000)
         except WebSocketDisconnect:
@@ -169,8 +171,10 @@ def build_router() -> APIRouter:
     return router
 
 
-async def _follow(state, session_id: str, keepalive_s: float | None = None) -> AsyncIterator[Any]:
-    """History then live events of a session; for an ended session, its stored history. Raises KeyError."""
+async def _follow(state, session_id: str, keepalive_s: float | None = None,
+                  after_seq: int = -1) -> AsyncIterator[Any]:
+    """History then live events of a session (those after `after_seq`); for an ended session, its stored history.
+    Raises KeyError."""
     session = state.manager.get(session_id)
     if session is None:
         row = await asyncio.to_thread(state.store.get_session, session_id)
@@ -178,16 +182,17 @@ async def _follow(state, session_id: str, keepalive_s: float | None = None) -> A
             raise KeyError(session_id)
         if row.status == "live" and state.manager.broker is not None:
             # live on another process: follow it through the broker (any gateway serves any session)
-            async for ev in _follow_broker(state, session_id, keepalive_s):
+            async for ev in _follow_broker(state, session_id, keepalive_s, after_seq):
                 yield ev
             return
-        for ev in await asyncio.to_thread(state.store.events, session_id):
+        for ev in await asyncio.to_thread(state.store.events, session_id, None, after_seq):
             yield redact_event_evidence(ev)
         return
     history, sub = session.subscribe()
     try:
         for ev in history:
-            yield redact_event_evidence(ev)
+            if ev["seq"] > after_seq:
+                yield redact_event_evidence(ev)
         while True:
             try:
                 ev = await asyncio.wait_for(sub.queue.get(), timeout=keepalive_s) if keepalive_s else \
@@ -205,11 +210,12 @@ async def _follow(state, session_id: str, keepalive_s: float | None = None) -> A
         session.bus.unsubscribe(sub)
 
 
-async def _follow_broker(state, session_id: str, keepalive_s: float | None) -> AsyncIterator[Any]:
+async def _follow_broker(state, session_id: str, keepalive_s: float | None,
+                         after_seq: int = -1) -> AsyncIterator[Any]:
     """A session another process runs, through the event broker: its retained events, then live ones. A gap the
     broker reports (retention trimmed, or events it never got) is filled from the store, which has every durable
     event; overflow ends the stream with the same error as a local subscription."""
-    sub = state.manager.broker.subscribe(session_id, after_seq=-1)
+    sub = state.manager.broker.subscribe(session_id, after_seq=after_seq)
     it = sub.__aiter__()
     try:
         while True:

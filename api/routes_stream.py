@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 from typing import Any
@@ -29,6 +30,7 @@ from api.schemas import StartMessage
 from intelligence.access import Perm
 from pipelines.config import SessionConfig
 from pipelines.errors import BadAudio, CapacityExceeded
+from pipelines.gateway import RemoteSession
 from pipelines.session import LiveSession
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,11 @@ def build_router() -> APIRouter:
             max_speakers=start.max_speakers,
         )
         try:
-            session = await state.manager.open_session(config, overflow="block")
+            if state.gateway is not None:  # a cluster gateway: the session runs on a worker
+                session = await state.gateway.open_session(config)
+                await state.runtime.sink.create_session(session.session_id, config, state.settings.asr_model)
+            else:
+                session = await state.manager.open_session(config, overflow="block")
         except CapacityExceeded:
             await ws.send_json(_error("capacity", "server at capacity; retry later"))
             await ws.close(code=1013)
@@ -121,7 +127,8 @@ def build_router() -> APIRouter:
         await ws.send_json({"type": "session", "session_id": session.session_id, "channels": list(names),
                             "sample_rate_hz": start.sample_rate_hz, "encoding": start.encoding,
                             "language": start.language})
-        forwarder = asyncio.create_task(_forward_events(ws, session))
+        forwarder = asyncio.create_task(_forward_remote(ws, state, session.session_id)
+                                        if state.gateway is not None else _forward_events(ws, session))
         reason = "client_stop"
         try:
             reason = await _receive_audio(ws, session, start, state.settings.ws_idle_timeout_s)
@@ -152,7 +159,20 @@ def _validation_message(exc: Exception) -> str:
     return str(exc)
 
 
-async def _receive_audio(ws: WebSocket, session: LiveSession, start: StartMessage, idle_timeout_s: float) -> str:
+async def _forward_remote(ws: WebSocket, state, session_id: str) -> None:
+    """Events of a session a worker runs, through the broker (gaps filled from the store), to the ingest client."""
+    from api.routes_sessions import _follow_broker
+
+    try:
+        async for ev in _follow_broker(state, session_id, None):
+            await ws.send_json(ev)
+            if ev.get("type") == "session_end":
+                return
+    except (WebSocketDisconnect, RuntimeError):
+        return
+
+
+async def _receive_audio(ws: WebSocket, session: LiveSession | RemoteSession, start: StartMessage, idle_timeout_s: float) -> str:
     """Pump frames into the session until stop, disconnect or idle timeout; returns the end reason."""
     from pipelines.taps.codecs import ulaw_decode
 
@@ -189,6 +209,8 @@ async def _receive_audio(ws: WebSocket, session: LiveSession, start: StartMessag
         if isinstance(obj, dict) and obj.get("type") == "stop":
             return "client_stop"
         if isinstance(obj, dict) and obj.get("type") == "metadata" and isinstance(obj.get("metadata"), dict):
-            session.update_metadata(obj["metadata"])
+            updated = session.update_metadata(obj["metadata"])
+            if inspect.isawaitable(updated):  # a RemoteSession forwards it to its worker
+                await updated
             continue
         await ws.send_json(_error("bad_message", "expected binary audio, {\"type\": \"stop\"} or a metadata update"))

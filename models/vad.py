@@ -56,6 +56,10 @@ class StreamingVad:
         else:
             raise ValueError(f"unknown VAD backend {params.backend!r}; expected webrtc or energy")
 
+    def start_at(self, sample: int) -> None:
+        """Count samples from `sample` on (a stream resumed part-way through: events keep absolute positions)."""
+        self._samples_seen = sample
+
     def _is_speech(self, frame: np.ndarray) -> bool:
         if self._vad is not None:
             return bool(self._vad.is_speech(frame.tobytes(), self.sample_rate_hz))

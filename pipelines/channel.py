@@ -133,6 +133,18 @@ class ChannelTranscriber:
     def _new_segment_id(self) -> str:
         return f"c{self.channel}-{next(self._seg_counter):05d}"
 
+    def resume_at(self, start_s: float, last_segment: int = 0, language: str | None = None) -> None:
+        """Start this channel's clock at `start_s` instead of 0: a session taken over by another worker resumes
+        after its committed captions, and its words, segment ids and VAD positions continue from there."""
+        sample = int(round(start_s * SAMPLE_RATE_HZ))
+        with self._lock:
+            self._received = self._audio_base = self._last_decode_end = sample
+            self._vad.start_at(sample)
+            self._seg_counter = itertools.count(last_segment + 1)
+            self._pending_segment = self._new_segment_id()
+            if language and not self._language_locked:
+                self.language, self._language_locked = language, True
+
     @property
     def echoes_dropped(self) -> int:
         """Words the commit policy dropped as echoes of the phrase before them (see intelligence/commit.py)."""

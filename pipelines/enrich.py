@@ -345,6 +345,28 @@ class SessionEnricher:
             stats = self._voice_stats[channel] = self.res._voice.new_call_stats()
         return await self.res.classify_voice(pcm, stats)
 
+    async def on_resume(self, session: LiveSession) -> None:
+        """A session taken over from a worker that died: feed the rules what was said before (the utterances and
+        annotations it published, in order) so that rule windows and end-of-call checks see the whole call, and
+        publish any finding those events raise that the old worker had not published yet (the others are known
+        by rule, kind, evidence and time, and are not raised twice)."""
+        if self.engine is None:
+            return
+        published = {_finding_key(ev) for ev in session.history if ev.get("type") == "finding"}
+        missed: list[Finding] = []
+        for ev in session.history:
+            if ev.get("type") == "utterance":
+                self._utterance_segments[ev["segment_id"]] = list(ev.get("segment_ids", ()))
+                found = await self._engine_call(self.engine.on_transcript, TranscriptEvent.from_dict(ev))
+            elif ev.get("type") == "annotation":
+                found = await self._engine_call(self.engine.on_annotation, Annotation(
+                    session.session_id, ev["segment_id"], int(ev.get("channel", 0)), ev["task"], ev["label"],
+                    float(ev.get("score", 0.0)), ev.get("model", ""), dict(ev.get("extra") or {})))
+            else:
+                continue
+            missed += [f for f in found if _finding_key(f.to_dict()) not in published]
+        await self._publish_findings(session, missed)
+
     async def finish(self, session: LiveSession) -> None:
         """End of call: resolve absent-disclosure rules, score the call, open tickets for violations."""
         if self.engine is None:
@@ -462,3 +484,9 @@ async def warm_up(res: EnrichmentResources) -> None:
         await asyncio.to_thread(res.normalizer)
         # a form naming an unknown rule fails the start, with file and line, like a broken pack
         await asyncio.to_thread(lambda: res.forms_for(packs, strict=True))
+
+
+def _finding_key(d: dict[str, Any]) -> tuple:
+    """A finding's identity across workers: rule, kind, evidence segments and time."""
+    return (d.get("rule_id"), d.get("kind"), tuple(e.get("segment_id") for e in d.get("evidence", ())),
+            round(float(d.get("at_s", 0.0)), 2))

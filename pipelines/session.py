@@ -33,6 +33,7 @@ from intelligence.types import TranscriptEvent
 from intelligence.zh_homophones import HomophoneParams
 from pipelines.bus import SessionBus, Subscriber
 from pipelines.channel import ChannelTranscriber, DecodeJob, StreamingParams
+from pipelines.cluster import ResumeState
 from pipelines.config import SessionConfig
 from pipelines.diarize import LiveDiarizer
 from pipelines.errors import BadAudio, CapacityExceeded, SessionClosed
@@ -138,6 +139,7 @@ class LiveSession:
         paced: bool,
         denoiser_factory: Callable[[], Any] | None,
         paced_decode_s: float | None = None,
+        resume: ResumeState | None = None,
     ) -> None:
         self.manager = manager
         self.config = config
@@ -150,8 +152,12 @@ class LiveSession:
         self.paced_decode_s = paced_decode_s
         self.bus = SessionBus()
         self.stats = SessionStats(audio_s=[0.0] * config.num_channels)
-        self.history: list[dict[str, Any]] = []  # durable events, for late subscribers
-        self._seq = 0
+        # per channel, where its last final ends: the audio a worker taking the session over would skip
+        self.committed_s = [resume.committed_s.get(ch, 0.0) if resume else 0.0 for ch in range(config.num_channels)]
+        # durable events, for late subscribers (a session taken over from another worker starts with its events)
+        self.history: list[dict[str, Any]] = list(resume.history) if resume else []
+        self._seq = resume.next_seq if resume else 0
+        self.resumed = resume is not None
         self._closed = False
         self._closing: asyncio.Task | None = None
         self.end_reason: str | None = None
@@ -177,6 +183,11 @@ class LiveSession:
             )
             for i, name in enumerate(config.channel_names)
         ]
+        if resume is not None:
+            for ct in self.transcribers:
+                ct.resume_at(resume.committed_s.get(ct.channel, 0.0), resume.segment_numbers.get(ct.channel, 0),
+                             resume.languages.get(ct.channel))
+                self.stats.audio_s[ct.channel] = resume.committed_s.get(ct.channel, 0.0)
         self._queues: list[asyncio.Queue] = [asyncio.Queue(maxsize=manager.ingress_queue_chunks)
                                              for _ in config.channel_names]
         self.recorder: CallRecorder | None = (
@@ -185,6 +196,10 @@ class LiveSession:
         self.audio_path: Path | None = None
         self.recent_audio = [AudioRing(60.0) for _ in config.channel_names]
         self._open_utterance: list[list[TranscriptEvent]] = [[] for _ in config.channel_names]
+        if resume is not None:  # finals already captioned whose utterance had not ended
+            for ch, finals in resume.open_finals.items():
+                if 0 <= ch < config.num_channels:
+                    self._open_utterance[ch] = [TranscriptEvent.from_dict(f) for f in finals]
         self.diarizer: LiveDiarizer | None = (
             LiveDiarizer(manager.speaker_encoder, max_speakers=config.max_speakers) if config.diarized else None
         )
@@ -274,6 +289,7 @@ class LiveSession:
                 ev = replace(ev, speaker=self.diarizer.speaker_at(ev.start_s, ev.end_s))
             if ev.kind == "final":
                 self.stats.finals += 1
+                self.committed_s[ev.channel] = max(self.committed_s[ev.channel], ev.end_s)
             else:
                 self.stats.partials += 1
             if ev.kind == "final":
@@ -631,9 +647,16 @@ class SessionManager:
         return self._executor
 
     async def open_session(self, config: SessionConfig, *, overflow: Overflow = "block",
-                           paced: bool = False, paced_decode_s: float | None = None) -> LiveSession:
-        """Admit a session or raise `CapacityExceeded`."""
-        if self.channels_in_use + config.num_channels > self.max_channels:
+                           paced: bool = False, paced_decode_s: float | None = None,
+                           resume: ResumeState | None = None, row_exists: bool = False) -> LiveSession:
+        """Admit a session or raise `CapacityExceeded`. `resume`: the session was started by a worker that
+        died; carry on from its published events (pipelines/worker.py). `row_exists`: a gateway already stored the
+        session's record."""
+        over = self.channels_in_use + config.num_channels > self.max_channels
+        if over and resume is not None:  # a call under way that lost its worker: taken even over budget
+            log.warning("resuming session %s over the channel budget (%d of %d in use)", config.session_id,
+                        self.channels_in_use, self.max_channels)
+        elif over:
             self.refused += 1
             raise CapacityExceeded(
                 f"{self.channels_in_use} of {self.max_channels} channels busy; {config.num_channels} requested"
@@ -644,15 +667,21 @@ class SessionManager:
         await self._loaded_executor()
         if config.diarized and self._speaker_encoder is None:
             self._speaker_encoder = await asyncio.to_thread(self._make_speaker_encoder)
-        await self.sink.create_session(session_id, config, self.executor.decoder.model_name)
+        if resume is None and not row_exists:
+            await self.sink.create_session(session_id, config, self.executor.decoder.model_name)
         if self.homophone_correction and config.language == "zh" and self._homophones_warm is None:
             # build the homophone model (seconds) while the call's first words are decoded, not after them
             from intelligence.zh_homophones import homophone_model
 
             self._homophones_warm = asyncio.ensure_future(asyncio.to_thread(homophone_model, self.homophone_params))
         session = LiveSession(self, config, session_id, overflow=overflow, paced=paced,
-                              denoiser_factory=self.denoiser_factory, paced_decode_s=paced_decode_s)
+                              denoiser_factory=self.denoiser_factory, paced_decode_s=paced_decode_s, resume=resume)
         self.sessions[session_id] = session
+        if resume is not None:
+            for enricher in session.enrichers:  # rebuild their state from what was said before the takeover
+                on_resume = getattr(enricher, "on_resume", None)
+                if on_resume is not None:
+                    await session._safely(on_resume(session))
         return session
 
     def get(self, session_id: str) -> LiveSession | None:

@@ -98,6 +98,13 @@ class HarkenSettings(BaseSettings):
     # Event broker between gateways (issue 14): None = this process only; "redis://host:port/db" = Redis Streams,
     # so a subscriber on any gateway follows a session that another process runs (docs/broker.md)
     broker_url: str | None = None
+    # Cluster role (issue 14, docs/cluster.md): "all" runs everything in this process (the default); "gateway" takes
+    # clients and taps and places their sessions on workers; "worker" runs sessions placed on it and takes over
+    # those of a worker that dies. gateway and worker need a redis:// broker_url and a shared database_url.
+    role: Literal["all", "gateway", "worker"] = "all"
+    worker_id: str | None = None  # default: hostname-pid
+    worker_heartbeat_s: float = 0.5  # how often a worker says it is alive
+    worker_dead_after_s: float = 2.0  # a worker silent this long is dead; its sessions move to another worker
     # Taps
     audiohook_api_key: str | None = None
     audiohook_client_secret: str | None = None
