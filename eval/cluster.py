@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,7 +76,11 @@ class LocalCluster:
     procs: list[Proc] = field(default_factory=list)
     redis: Any = None
     pg: Any = None
-    database_url: str = ""
+    database_url: str = ""  # given: use this database instead of starting one
+    keep_files: bool = False  # keep the processes' logs and data directories (printed at the end)
+    pg_control: Any = None  # the PostgreSQL server the `restart-database` fault restarts (default: our own)
+    worker_disk_mb: int | None = None  # each worker's data directory on a tmpfs this small (the fill-disk fault)
+    mounts: list[Path] = field(default_factory=list)
 
     def __enter__(self) -> LocalCluster:
         try:
@@ -96,10 +101,13 @@ class LocalCluster:
         from eval.broker_bench import start_server
 
         self.redis = start_server("redis")
-        if self.database == "postgres":
+        if self.database_url:
+            pass  # a database the caller made (the tests' PostgreSQL server)
+        elif self.database == "postgres":
             from eval.pg_server import start_postgres
 
             self.pg = start_postgres()
+            self.pg_control = self.pg_control or self.pg
             self.database_url = self.pg.create_database("harken_cluster")
         else:
             self.database_url = f"sqlite:///{self.root / 'harken.db'}"
@@ -116,6 +124,9 @@ class LocalCluster:
         port = free_port()
         data_dir = self.root / name
         data_dir.mkdir(parents=True, exist_ok=True)
+        if role == "worker" and self.worker_disk_mb:
+            mount_small_disk(data_dir, self.worker_disk_mb)
+            self.mounts.append(data_dir)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARKEN_AUTH": "false", "HARKEN_BROKER_URL": self.redis_url,
                "HARKEN_DATABASE_URL": self.database_url, "HARKEN_MAX_CHANNELS": str(self.max_channels),
                "HARKEN_MINUTES": "false", "HARKEN_WS_IDLE_TIMEOUT_S": "60", **self.env}
@@ -164,10 +175,42 @@ class LocalCluster:
                 p.popen.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.popen.kill()
+        for path in self.mounts:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
         if self.redis is not None:
             self.redis.close()
         if self.pg is not None:
             self.pg.close()
+        if self.keep_files:
+            log.info("cluster logs kept in %s", self.root)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+class NoSmallDisk(RuntimeError):
+    """A small tmpfs cannot be mounted here (not root, or no mount permission in this container)."""
+
+
+def mount_small_disk(path: Path, size_mb: int) -> None:
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)],
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        raise NoSmallDisk(f"cannot mount a {size_mb} MB tmpfs on {path}: {done.stderr.strip()}")
+
+
+def fill_disk(path: Path) -> int:
+    """Write to `path` until the volume is full; returns the bytes written."""
+    written = 0
+    with open(path / "filler.bin", "wb") as f:
+        block = bytes(1 << 16)
+        try:
+            while True:
+                f.write(block)
+                f.flush()
+                written += len(block)
+        except OSError:
+            pass
+    return written
 
 
 # -- calls ------------------------------------------------------------------------------------------------------
@@ -299,6 +342,8 @@ async def run_session(call: Call, ingest: Proc, follow: Proc, *, fallback: list[
 class Fault:
     """Something that goes wrong at `at` (a fraction of the shortest call): `kill-worker` (SIGKILL the worker
     running the most sessions), `restart-broker` (stop Redis, `down_s`, start it on the same port and data),
+    `restart-database` (PostgreSQL stopped with `-m fast`: every connection drops; started after `down_s`),
+    `fill-disk` (fill the data directory of a worker running a session: needs `worker_disk_mb`),
     `kill-gateway` (SIGKILL the gateway `target`, default the last one: subscribers there resume elsewhere)."""
 
     kind: str
@@ -349,6 +394,19 @@ async def drive(cluster: LocalCluster, calls: list[Call], faults: list[Fault]) -
             await asyncio.to_thread(cluster.redis.stop)
             await asyncio.sleep(fault.down_s)
             await asyncio.to_thread(cluster.redis.start)
+        elif fault.kind == "restart-database":
+            record.update(target="postgres", sessions=list(runs_by_sid), at=time.time())
+            await asyncio.to_thread(cluster.pg_control.stop, "fast")
+            await asyncio.sleep(fault.down_s)
+            await asyncio.to_thread(cluster.pg_control.start)
+        elif fault.kind == "fill-disk":
+            live = await state.live_sessions()
+            victim = fault.target or next((owner for _, owner, _ in live if owner), None)
+            if victim is None:
+                return
+            record.update(target=victim, sessions=[sid for sid, owner, _ in live if owner == victim],
+                          at=time.time())
+            record["filled_bytes"] = await asyncio.to_thread(fill_disk, cluster.root / victim)
         elif fault.kind == "kill-gateway":
             victim = fault.target or gws[-1].name
             record.update(target=victim, at=time.time(),
@@ -456,6 +514,7 @@ def score(runs: list[SessionRun], calls: list[Call], stored: dict[str, list[dict
         chans = sorted(call.reference)
         wer = error_rate([call.reference[ch] for ch in chans], [hyp[ch] for ch in chans], "en") if chans else None
         found = sorted({e.get("rule_id") for e in events if e.get("type") == "finding"})
+        errors = sorted({e.get("code") for e in events if e.get("type") == "error"})
         per_session.append({
             "call_id": call.call_id, "session_id": run.session_id, "ingest_gateway": run.ingest_gateway,
             "follow_gateway": run.follow_gateway, "worker_at_end": run.worker,
@@ -463,7 +522,7 @@ def score(runs: list[SessionRun], calls: list[Call], stored: dict[str, list[dict
             "follower_resumes": run.follower_resumes, "finals": len(finals), "finals_lost": lost,
             "finals_duplicated": dup, "seq_holes": holes, "captions_paused_s": paused,
             "wer": round(wer, 4) if wer is not None else None,
-            "findings": found, "expected_findings": sorted(set(call.expected_rules)),
+            "findings": found, "expected_findings": sorted(set(call.expected_rules)), "errors": errors,
         })
     kept = [s for s in per_session if not s["failed_over"]]
     went = [s for s in per_session if s["failed_over"]]

@@ -146,8 +146,11 @@ class PostgresServer:
                     raise
                 time.sleep(0.2)
 
-    def stop(self) -> None:
-        subprocess.run(self._cmd(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate",
+    def stop(self, mode: str = "immediate") -> None:
+        """`immediate` (tear-down: the data are disposable), or `fast`: every client connection is dropped and
+        what was committed is kept (with synchronous_commit off, an immediate stop may lose the last commits:
+        the restart fault uses fast)."""
+        subprocess.run(self._cmd(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode,
                                  "-w", "stop"), capture_output=True, timeout=60)
 
     def close(self) -> None:

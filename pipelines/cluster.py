@@ -238,4 +238,4 @@ class ClusterState:
 
     async def trim_audio(self, sid: str, min_id: str) -> None:
         """Drop input before `min_id` (already covered by committed captions on every channel)."""
-        await self.redis.xtrim(self.audio_key(sid), minid=min_id)
+        await self.redis.xtrim(self.audio_key(sid), minid=min_id, approximate=False)

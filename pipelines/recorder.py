@@ -20,12 +20,23 @@ class CallRecorder:
         self._files = [open(self.dir / f"ch{i}.raw", "ab") for i in range(channels)]  # noqa: SIM115
         self._lock = threading.Lock()
         self.mute_spans_s: list[tuple[float, float]] = []
+        # the first write error (disk full, volume gone): recording stops there, the call itself goes on
+        self.failed: OSError | None = None
 
     def write(self, channel: int, samples: np.ndarray) -> None:
         with self._lock:
             f = self._files[channel]
-            if not f.closed:
+            if f.closed or self.failed is not None:
+                return
+            try:
                 f.write(samples.astype("<i2").tobytes())
+            except OSError as exc:
+                self.failed = exc
+                for other in self._files:
+                    try:
+                        other.close()
+                    except OSError:
+                        pass  # its buffered tail is lost with the disk; what reached the file stays
 
     def mute(self, start_s: float, end_s: float) -> None:
         with self._lock:
@@ -38,6 +49,8 @@ class CallRecorder:
         with self._lock:
             for f in self._files:
                 f.close()
+            if self.failed is not None:
+                raise OSError(f"recording of session {self.session_id} stopped: {self.failed}")
             chans = [np.fromfile(self.dir / f"ch{i}.raw", dtype="<i2") for i in range(len(self._files))]
             n = max((len(c) for c in chans), default=0)
             data = np.zeros((n, len(chans)), dtype=np.int16)

@@ -190,9 +190,15 @@ class LiveSession:
                 self.stats.audio_s[ct.channel] = resume.committed_s.get(ct.channel, 0.0)
         self._queues: list[asyncio.Queue] = [asyncio.Queue(maxsize=manager.ingress_queue_chunks)
                                              for _ in config.channel_names]
-        self.recorder: CallRecorder | None = (
-            CallRecorder(manager.audio_dir, session_id, config.num_channels) if manager.audio_dir else None
-        )
+        self.recorder: CallRecorder | None = None
+        self._recording_error: str | None = None  # reported once as an error event; captions go on
+        self._recording_reported = False
+        if manager.audio_dir:
+            try:
+                self.recorder = CallRecorder(manager.audio_dir, session_id, config.num_channels)
+            except OSError as exc:  # a full or missing volume costs the recording, never the call
+                log.error("session %s: audio not recorded (%s)", session_id, exc.strerror or exc)
+                self._recording_error = str(exc.strerror or exc)
         self.audio_path: Path | None = None
         self.recent_audio = [AudioRing(60.0) for _ in config.channel_names]
         self._open_utterance: list[list[TranscriptEvent]] = [[] for _ in config.channel_names]
@@ -414,6 +420,17 @@ class LiveSession:
                 chunks.append(item)
         return b"".join(chunks), eos
 
+    async def _report_recording(self) -> None:
+        """Once, tell subscribers and the store that the call's audio stopped being recorded (disk full...)."""
+        if self.recorder is not None and self.recorder.failed is not None and self._recording_error is None:
+            self._recording_error = str(self.recorder.failed.strerror or self.recorder.failed)
+            log.error("session %s: recording stopped (%s); captions continue", self.session_id,
+                      self._recording_error)
+        if self._recording_error and not self._recording_reported:
+            self._recording_reported = True
+            await self.emit({"type": "error", "code": "recording_failed",
+                             "message": f"call audio is no longer recorded: {self._recording_error}"})
+
     def _feed(self, ct: ChannelTranscriber, data: bytes) -> None:
         samples = ct.feed(data)
         self.recent_audio[ct.channel].write(samples)
@@ -447,6 +464,7 @@ class LiveSession:
             data, eos = await self._drain(q)
             if data:
                 await asyncio.to_thread(self._feed, ct, data)
+                await self._report_recording()
             if eos:
                 ct.end_of_stream()
             if (decoder is None or decoder.done()) and ct.has_work():
@@ -471,6 +489,7 @@ class LiveSession:
             offset = 0
             while len(pending) - offset >= step or (eos and offset < len(pending)):
                 await asyncio.to_thread(self._feed, ct, pending[offset : offset + step])
+                await self._report_recording()
                 offset += step
                 decoder_free_s = await self._paced_decodes(ct, decoder_free_s)
             pending = pending[offset:]

@@ -2,6 +2,11 @@
 
 The queue is bounded; producers await when it is full (durable events are never dropped), which slows a session
 rather than losing its history. `flush()` waits until everything queued so far is written.
+
+When the database is unreachable (a restarted PostgreSQL, a dropped connection, a full disk under SQLite) the
+batch is written again with backoff (0.1 s doubling to 2 s) until it succeeds: the queue fills meanwhile and then
+holds the sessions back, and nothing is lost. A batch that the database refuses for what it holds (an event
+already stored under its seq, after a worker took a session over) is written row by row, skipping those rows.
 """
 
 from __future__ import annotations
@@ -73,13 +78,45 @@ class PersistenceSink:
             while len(items) < self._batch and not self._queue.empty():
                 items.append(self._queue.get_nowait())
             try:
-                await asyncio.to_thread(self._write, items)
-            except Exception:
-                self.write_errors += 1
-                log.exception("persisting %d items failed", len(items))
+                await self._write_until_done(items)
             finally:
                 for _ in items:
                     self._queue.task_done()
+
+    async def _write_until_done(self, items: list[tuple[str, str, Any]]) -> None:
+        from sqlalchemy.exc import IntegrityError, OperationalError
+
+        backoff_s = 0.1
+        while True:
+            try:
+                await asyncio.to_thread(self._write, items)
+                if backoff_s > 0.1:
+                    log.warning("database reachable again; %d items written", len(items))
+                return
+            except OperationalError as exc:  # connection lost, server restarting, disk full: try again
+                self.write_errors += 1
+                if backoff_s == 0.1:
+                    log.error("database unavailable (%s); retrying, sessions wait", exc.orig or exc)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 2.0)
+            except IntegrityError:
+                self.write_errors += 1
+                await asyncio.to_thread(self._write_each, items)
+                return
+            except Exception:  # a bug or a value the database cannot hold: never stop persisting the rest
+                self.write_errors += 1
+                log.exception("persisting %d items failed", len(items))
+                return
+
+    def _write_each(self, items: list[tuple[str, str, Any]]) -> None:
+        from sqlalchemy.exc import IntegrityError
+
+        for item in items:
+            try:
+                self._write([item])
+            except IntegrityError:
+                log.warning("event %s of session %s already stored; kept the stored one",
+                            item[2][0] if item[0] == "event" else "-", item[1])
 
     def _write(self, items: list[tuple[str, str, Any]]) -> None:
         rows = []

@@ -94,6 +94,8 @@ class Store:
             if url in ("sqlite://", "sqlite:///:memory:"):
                 # one shared connection, or every thread would see its own empty in-memory database
                 kwargs["poolclass"] = sa.pool.StaticPool
+        else:  # a server database: a pooled connection that died with a server restart is replaced, not used
+            kwargs["pool_pre_ping"] = True
         self.engine = sa.create_engine(url, future=True, **kwargs)
         if url.startswith("sqlite"):
             with self.engine.connect() as conn:
