@@ -156,6 +156,12 @@ class LocalCluster:
                     raise RuntimeError(f"{p.name} not healthy after {timeout_s:.0f} s:\n{p.log_tail()}")
                 time.sleep(0.3)
 
+    def respawn(self, name: str, timeout_s: float = 180.0) -> None:
+        """Start a process again under the same name (a killed worker keeps its id), and wait until it is up."""
+        old = next(p for p in self.procs if p.name == name)
+        self.procs.remove(old)
+        self.wait_healthy([self.spawn(old.role, name)], timeout_s)
+
     def of_role(self, role: str) -> list[Proc]:
         return [p for p in self.procs if p.role == role and p.popen.poll() is None]
 
@@ -354,17 +360,51 @@ class Fault:
 
 def run_cluster_eval(*, workers: int = 2, gateways: int = 2, sessions: int = 4, faults: list[Fault] | None = None,
                      max_channels: int = 4, max_call_s: float | None = None, database: str = "postgres",
-                     env: dict[str, str] | None = None) -> dict[str, Any]:
+                     env: dict[str, str] | None = None, waves: int = 1) -> dict[str, Any]:
+    """`waves` rounds of `sessions` concurrent calls, back to back; the faults happen in the first. A worker
+    killed there is started again (same id) before the next round, as an orchestrator would. Each process's
+    resident memory is sampled after every round (a flat line means no leak per call)."""
     calls = load_calls(sessions, max_s=max_call_s)
     with LocalCluster(workers=workers, gateways=gateways, max_channels=max_channels, database=database,
                       env=env or {}) as cluster:
-        report = asyncio.run(drive(cluster, calls, faults or []))
-        report["database"] = database
+        runs: list[SessionRun] = []
+        stored: dict[str, list[dict[str, Any]]] = {}
+        happened: list[dict[str, Any]] = []
+        memory: dict[str, list[float]] = {}
+        t0 = time.monotonic()
+        for wave in range(waves):
+            r, st, h = asyncio.run(_wave(cluster, calls, (faults or []) if wave == 0 else []))
+            runs += r
+            stored.update(st)
+            happened += h
+            for p in cluster.procs:
+                if p.popen.poll() is None:
+                    memory.setdefault(p.name, []).append(round(_rss_mb(p.popen.pid), 1))
+            for f in h:
+                if f["kind"] in ("kill-worker", "kill-gateway") and wave + 1 < waves:
+                    cluster.respawn(f["target"])
+        report = score(runs, calls * waves, stored, happened)
+        report.update(database=database, waves=waves, wall_s=round(time.monotonic() - t0, 1),
+                      memory_mb_after_each_wave=memory)
     return report
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 async def drive(cluster: LocalCluster, calls: list[Call], faults: list[Fault]) -> dict[str, Any]:
     """Run `calls` at once through `cluster` while `faults` happen; returns the scored report."""
+    runs, stored, happened = await _wave(cluster, calls, faults)
+    return score(runs, calls, stored, happened)
+
+
+async def _wave(cluster: LocalCluster, calls: list[Call],
+                faults: list[Fault]) -> tuple[list[SessionRun], dict[str, list[dict[str, Any]]], list[dict]]:
     from pipelines.cluster import ClusterState, redis_client
 
     gws = cluster.of_role("gateway")
@@ -431,7 +471,7 @@ async def drive(cluster: LocalCluster, calls: list[Call], faults: list[Fault]) -
     reader = next(g for g in gws if g.popen.poll() is None)
     stored = {r.session_id: await asyncio.to_thread(_stored_events, reader, r.session_id) for r in runs
               if r.session_id}
-    return score(runs, calls, stored, happened)
+    return runs, stored, happened
 
 
 async def run_session_tracked(i: int, call: Call, ingest_gws: list[Proc], gws: list[Proc],

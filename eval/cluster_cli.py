@@ -26,6 +26,8 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
                    help="also SIGKILL the last gateway at this fraction; its subscribers resume on another (0: not)")
     p.add_argument("--max-channels", type=int, default=4, help="channels per worker (a call has two)")
     p.add_argument("--max-call-s", type=float, default=None, help="cut each call to this many seconds")
+    p.add_argument("--waves", type=int, default=1,
+                   help="rounds of --sessions calls back to back (faults in the first; memory sampled after each)")
     p.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
     p.add_argument("--classifiers", action="store_true",
                    help="run the intent/emotion classifiers on the workers too (off: captions and compliance)")
@@ -36,7 +38,7 @@ def _eval(args: argparse.Namespace) -> int:
     from eval.cluster import Fault, run_cluster_eval
 
     fractions = (args.kill_at, args.restart_broker_at, args.kill_gateway_at)
-    if args.workers < 1 or args.gateways < 1 or args.sessions < 1 or not all(0 <= f < 1 for f in fractions):
+    if args.workers < 1 or args.gateways < 1 or args.sessions < 1 or args.waves < 1 or not all(0 <= f < 1 for f in fractions):
         log.error("bad arguments")
         return 2
     if args.kill_at and args.workers < 2:
@@ -53,7 +55,7 @@ def _eval(args: argparse.Namespace) -> int:
     env = {} if args.classifiers else {"HARKEN_CLASSIFIERS": "false"}
     report = run_cluster_eval(workers=args.workers, gateways=args.gateways, sessions=args.sessions,
                               faults=faults, max_channels=args.max_channels,
-                              max_call_s=args.max_call_s, database=args.database, env=env)
+                              max_call_s=args.max_call_s, database=args.database, env=env, waves=args.waves)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     summary = {k: v for k, v in report.items() if k != "per_session"}
