@@ -56,10 +56,6 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
         gateway_only = settings.role == "gateway"  # decodes and enriches nothing itself
         state.runtime = build_runtime(settings, enrichers=[] if gateway_only else enricher_factories(settings, state))
         _wire_compliance_services(state)
-        if gateway_only:
-            from pipelines.gateway import ClusterGateway
-
-            state.gateway = ClusterGateway(settings.broker_url, dead_after_s=settings.worker_dead_after_s)
         if "enrichment" in state.extras:
             res = state.extras["enrichment"]
             res.tickets, res.audit, res.webhooks = state.tickets, state.audit, state.extras.get("webhooks")
@@ -93,8 +89,7 @@ def create_app(settings: HarkenSettings | None = None) -> FastAPI:
         finally:
             if state.worker is not None:
                 await state.worker.stop()
-            if state.gateway is not None:
-                await state.gateway.aclose()
+
             for server in reversed(state.servers):
                 with contextlib.suppress(Exception):
                     await server.stop()

@@ -110,11 +110,7 @@ def build_router() -> APIRouter:
             max_speakers=start.max_speakers,
         )
         try:
-            if state.gateway is not None:  # a cluster gateway: the session runs on a worker
-                session = await state.gateway.open_session(config)
-                await state.runtime.sink.create_session(session.session_id, config, state.settings.asr_model)
-            else:
-                session = await state.manager.open_session(config, overflow="block")
+            session = await state.manager.open_session(config, overflow="block")
         except CapacityExceeded:
             await ws.send_json(_error("capacity", "server at capacity; retry later"))
             await ws.close(code=1013)
@@ -128,7 +124,7 @@ def build_router() -> APIRouter:
                             "sample_rate_hz": start.sample_rate_hz, "encoding": start.encoding,
                             "language": start.language})
         forwarder = asyncio.create_task(_forward_remote(ws, state, session.session_id)
-                                        if state.gateway is not None else _forward_events(ws, session))
+                                        if isinstance(session, RemoteSession) else _forward_events(ws, session))
         reason = "client_stop"
         try:
             reason = await _receive_audio(ws, session, start, state.settings.ws_idle_timeout_s)

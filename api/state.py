@@ -20,7 +20,6 @@ class HarkenState:
     audit: Any = None  # intelligence.audit_chain.AuditChain
     identity: Any = None  # pipelines.identity_store.IdentityStore (users, keys, sign-ins)
     login_limiter: Any = None  # api.ratelimit.LoginLimiter
-    gateway: Any = None  # pipelines.gateway.ClusterGateway when this process is a cluster gateway
     worker: Any = None  # pipelines.worker.ClusterWorker when this process is a cluster worker
 
     @property

@@ -44,6 +44,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 CALLS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "calls" / "dev"
+POLICY_PACKS = ("pci_dss", "recording_notice", "contact_center", "retail_sales_en")  # the English packs
 
 
 @dataclass
@@ -231,13 +232,17 @@ class Call:
 
 
 def load_calls(n: int, calls_dir: Path = CALLS_DIR, max_s: float | None = None) -> list[Call]:
-    """The first `n` English dev calls (cycled when n is larger), optionally cut to `max_s` seconds."""
+    """`n` English dev calls, violating and compliant in turn (cycled when n is larger), optionally cut to
+    `max_s` seconds."""
     from pipelines.audio_io import read_audio
 
     rows = [json.loads(x) for x in (calls_dir / "manifest.jsonl").read_text().splitlines() if x.strip()]
     rows = [r for r in rows if r["language"] == "en" and r.get("stereo_8k")]
     if not rows:
         raise FileNotFoundError(f"no English stereo calls in {calls_dir}")
+    # calls with violations and compliant ones in turn: a takeover must neither lose nor invent findings
+    bad, good = [r for r in rows if not r.get("compliant")], [r for r in rows if r.get("compliant")]
+    rows = [r for pair in zip(bad, good, strict=False) for r in pair] + bad[len(good):] + good[len(bad):]
     out = []
     for i in range(n):
         row = rows[i % len(rows)]
@@ -284,7 +289,8 @@ async def run_session(call: Call, ingest: Proc, follow: Proc, *, fallback: list[
     ws_base = ingest.base.replace("http://", "ws://")
     async with websockets.connect(ws_base + "/v1/stream", max_size=1 << 22) as ws:
         await ws.send(json.dumps({"type": "start", "sample_rate_hz": call.sample_rate_hz, "encoding": "s16le",
-                                  "channels": 2, "channel_names": ["agent", "customer"], "language": "en"}))
+                                  "channels": 2, "channel_names": ["agent", "customer"], "language": "en",
+                                  "policy_packs": list(POLICY_PACKS)}))
         first = json.loads(await ws.recv())
         if first.get("type") != "session":
             run.error = f"refused: {first}"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from models.vad import VadParams
 from pipelines.channel import StreamingParams
 from pipelines.executor import AsrExecutor
+from pipelines.gateway import GatewaySessions
 from pipelines.session import EnricherFactory, SessionManager
 from pipelines.settings import HarkenSettings
 from pipelines.sink import PersistenceSink
@@ -19,7 +20,7 @@ class Runtime:
     settings: HarkenSettings
     store: Store
     sink: PersistenceSink
-    manager: SessionManager
+    manager: SessionManager  # a GatewaySessions on a cluster gateway (its sessions run on workers)
 
     async def aclose(self) -> None:
         await self.manager.close_all()
@@ -27,6 +28,8 @@ class Runtime:
             await self.manager.broker.close()  # after the sessions' last events (session_end) went out
         await self.sink.stop()
         self.manager.shutdown()
+        if isinstance(self.manager, GatewaySessions):
+            await self.manager.aclose()
         self.store.close()
 
 
@@ -97,6 +100,11 @@ def build_runtime(settings: HarkenSettings, enrichers: list[EnricherFactory] | N
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.resolved_database_url())
     sink = PersistenceSink(store)
+    if settings.role == "gateway":  # decodes nothing: every session is placed on a worker
+        gateway = GatewaySessions(settings.broker_url or "", sink=sink, broker=_broker(settings),
+                                  max_channels=settings.max_channels, dead_after_s=settings.worker_dead_after_s,
+                                  model_name=settings.asr_model)
+        return Runtime(settings=settings, store=store, sink=sink, manager=gateway)  # type: ignore[arg-type]
     manager = SessionManager(
         executor_factory=executor or executor_factory(settings),
         sink=sink,

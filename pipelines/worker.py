@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import socket
+import time
 from typing import Any
 
 import numpy as np
@@ -157,7 +158,7 @@ class ClusterWorker:
             session = await self.manager.open_session(config, overflow="block", resume=state, row_exists=True)
         except Exception:
             log.exception("worker %s could not open session %s", self.worker_id, sid)
-            await self._fail(sid, config)
+            await self._fail(sid)
             return
         try:
             reason = await self._pump(session, state)
@@ -170,11 +171,20 @@ class ClusterWorker:
         await session.close(reason)
         await self.cluster.end_session(sid)
 
-    async def _fail(self, sid: str, config: Any) -> None:
-        """A session that cannot run here ends with an error event, so its clients are not left waiting."""
-        if self.manager.broker is not None:
-            await self.manager.broker.publish(sid, 10**9, {"type": "session_end", "reason": "worker_error",
-                                                           "session_id": sid, "seq": 10**9})
+    async def _fail(self, sid: str) -> None:
+        """A session that cannot run here ends with an error and `session_end`, stored and published after
+        whatever it already has, so that its clients are not left waiting."""
+        events = await self._streamed_events(sid)
+        seq = events[-1]["seq"] + 1 if events else 0
+        for ev in ({"type": "error", "code": "session_failed", "message": "no worker could run this session"},
+                   {"type": "session_end", "reason": "worker_error"}):
+            ev = {**ev, "session_id": sid, "seq": seq, "emitted_at": time.time()}
+            await self.manager.sink.put(sid, seq, ev)
+            if self.manager.broker is not None:
+                await self.manager.broker.publish(sid, seq, ev)
+            seq += 1
+        self.manager.sink.update_session(sid, status="ended", end_reason="worker_error", ended_at=time.time())
+        await self.manager.sink.flush()
         await self.cluster.end_session(sid)
 
     async def _resume_state(self, sid: str) -> ResumeState:
@@ -218,7 +228,8 @@ class ClusterWorker:
         # frames per channel already covered by committed captions (a resumed session skips them)
         skip = [int((state.committed_s.get(ch, 0.0) if state else 0.0) * rate) for ch in range(n)]
         last = "0-0"
-        offsets: list[tuple[str, int]] = []  # (entry id, frame after it) of the audio read since the last trim
+        # (entry id, frame after it, its channel or None for all) of the audio read since the last trim
+        offsets: list[tuple[str, int, int | None]] = []
         loop_time = asyncio.get_running_loop().time
         last_input = loop_time()
         while True:
@@ -240,11 +251,21 @@ class ClusterWorker:
                 if b"meta" in fields:
                     session.update_metadata(json.loads(fields[b"meta"]))
                     continue
+                if b"event" in fields:
+                    ev = json.loads(fields[b"event"])
+                    await session.record_event(ev.pop("type"), ev)
+                    continue
                 pcm = fields[b"pcm"]
                 first = int(fields.get(b"f", b"0"))
-                offsets.append((last, first + len(pcm) // (2 * n)))
+                ch = fields.get(b"ch", b"all")
+                channel = None if ch == b"all" else int(ch)
+                offsets.append((last, first + len(pcm) // (2 * (n if channel is None else 1)), channel))
                 try:
-                    await self._feed(session, pcm, first, skip)
+                    if channel is None:
+                        await self._feed(session, pcm, first, skip)
+                    elif first + len(pcm) // 2 > skip[channel]:
+                        cut = max(0, skip[channel] - first) * 2
+                        await session.push_pcm(channel, pcm[cut:])
                 except BadAudio as exc:  # the gateway checked it; never stop a call for one frame
                     log.warning("session %s: frame skipped (%s)", session.session_id, exc)
             if len(offsets) >= AUDIO_TRIM_EVERY:
@@ -266,12 +287,18 @@ class ClusterWorker:
             if cut < frames:
                 await session.push_pcm(ch, np.ascontiguousarray(data[cut:, ch]).tobytes())
 
-    async def _trim(self, session: LiveSession, offsets: list[tuple[str, int]]) -> None:
-        """Forget input a takeover would skip anyway: entries that end before every channel's last committed
-        caption. `offsets`: (entry id, first frame after it) of the entries read since the last trim."""
-        committed = int(min(session.committed_s) * session.config.sample_rate_hz)
-        done = [entry_id for entry_id, next_frame in offsets if next_frame <= committed]
+    async def _trim(self, session: LiveSession, offsets: list[tuple[str, int, int | None]]) -> None:
+        """Forget input a takeover would skip anyway: the entries up to the first one whose audio some channel
+        has not captioned yet. `offsets`: (entry id, first frame after it, channel or None) of the entries read
+        since the last trim, in stream order."""
+        rate = session.config.sample_rate_hz
+        committed = [int(c * rate) for c in session.committed_s]
+        done = 0
+        for _entry_id, next_frame, channel in offsets:
+            needed = min(committed) if channel is None else committed[channel]
+            if next_frame > needed:
+                break
+            done += 1
         if done:
-            await self.cluster.trim_audio(session.session_id, done[-1])
-            while offsets and offsets[0][1] <= committed:
-                offsets.pop(0)
+            await self.cluster.trim_audio(session.session_id, offsets[done - 1][0])
+            del offsets[:done]

@@ -84,3 +84,57 @@ def test_calls_survive_a_database_restart_and_a_full_disk(postgres_server, tmp_p
         assert s["finals"] >= 10 and s["seq_holes"] == 0 and s["wer"] < 0.35, s
     hit = [s for s in report["per_session"] if s["worker_at_end"] == full["target"]]
     assert hit and all("recording_failed" in s["errors"] for s in hit), report["per_session"]
+
+
+def test_a_twilio_call_through_a_gateway_runs_on_a_worker_and_survives_its_death(postgres_server, tmp_path):
+    """Taps on a gateway place their calls on workers too: a Twilio Media Streams fork (both tracks, a key press)
+    sent to the gateway is decoded by a worker, which is then killed; the other worker finishes the call, the
+    key press and both speakers' words are stored once."""
+    pytest.importorskip("redis")
+    pytest.importorskip("streamdouble")
+    import httpx
+    import redis.asyncio as aioredis
+
+    from eval import taps_clients as peers
+    from eval.broker_bench import find_binary
+    from eval.cluster import CALLS_DIR, _overlapping
+    from eval.taps_e2e_cli import ended_session, reference_by_channel, word_errors
+    from pipelines.cluster import ClusterState
+
+    if find_binary("redis") is None:
+        pytest.skip("redis-server not installed (scripts/install-peers.sh)")
+    call = peers.load_call_audio(CALLS_DIR / "audio" / "dev_en_03.stereo8k.wav", seconds=40.0)
+    refs = reference_by_channel(json.loads((CALLS_DIR / "gt" / "dev_en_03.json").read_text()), seconds=40.0)
+    url = postgres_server.create_database()
+    with LocalCluster(workers=2, gateways=1, max_channels=4, database_url=url, root=tmp_path,
+                      env={"HARKEN_CLASSIFIERS": "false"}) as cluster:
+        gw = cluster.of_role("gateway")[0]
+
+        async def go() -> tuple[dict, list[dict], str]:
+            state = ClusterState(aioredis.from_url(cluster.redis_url))
+            peer = asyncio.create_task(peers.twilio_streamdouble(
+                gw.base.replace("http://", "ws://") + "/v1/taps/twilio", call, speed=1.0, dtmf="5", dtmf_at_s=8.0))
+            await asyncio.sleep(18.0)
+            ((sid, victim, _),) = await state.live_sessions()
+            await asyncio.to_thread(cluster.kill, victim)
+            placed = await peer
+            await state.redis.aclose()
+            async with httpx.AsyncClient(base_url=gw.base, timeout=60) as client:
+                row = await ended_session(client, placed.call_ref, timeout_s=180)
+                events = (await client.get(f"/v1/sessions/{row['id']}/events")).json()
+            assert row["id"] == sid
+            return row, events, victim
+
+        row, events, victim = asyncio.run(go())
+    finals = [e for e in events if e["type"] == "transcript" and e["kind"] == "final"]
+    assert [e["seq"] for e in events] == list(range(len(events)))  # every durable event once, in order
+    assert _overlapping(finals) == 0  # no speech captioned twice across the takeover
+    (dtmf,) = [e for e in events if e["type"] == "dtmf"]
+    assert dtmf["digit"] == "5"
+    assert events[-1]["type"] == "session_end"
+    for ch, name in enumerate(("agent", "customer")):
+        hyp = " ".join(e["text"] for e in finals if e["channel"] == ch)
+        we = word_errors(refs[name], hyp)
+        assert we.words > 10 and we.wer < 0.35, (name, hyp)
+    assert row["status"] == "ended"
+    assert victim in ("w1", "w2")
