@@ -258,7 +258,7 @@ def load_calls(n: int, calls_dir: Path = CALLS_DIR, max_s: float | None = None) 
                 ref.setdefault(int(turn["channel"]), []).append(turn["text"])
         out.append(Call(f"{row['call_id']}#{i}", np.ascontiguousarray(samples).astype("<i2").tobytes(),
                         audio.sample_rate_hz, end_s, {ch: " ".join(t) for ch, t in ref.items()},
-                        [f["rule_id"] for f in gt.get("expected_findings", []) if f.get("at_s", 0) < end_s]))
+                        [f["rule"] for f in gt.get("expected_findings", []) if f.get("time_s", [0.0])[0] < end_s]))
     return out
 
 
@@ -559,7 +559,8 @@ def score(runs: list[SessionRun], calls: list[Call], stored: dict[str, list[dict
         hyp = {ch: " ".join(e["text"] for e in finals if int(e.get("channel", 0)) == ch) for ch in call.reference}
         chans = sorted(call.reference)
         wer = error_rate([call.reference[ch] for ch in chans], [hyp[ch] for ch in chans], "en") if chans else None
-        found = sorted({e.get("rule_id") for e in events if e.get("type") == "finding"})
+        # findings by the vocabulary of the ground truth (`maps_to`), else by the pack's rule id
+        found = sorted({e.get("maps_to") or e.get("rule_id") for e in events if e.get("type") == "finding"})
         errors = sorted({e.get("code") for e in events if e.get("type") == "error"})
         per_session.append({
             "call_id": call.call_id, "session_id": run.session_id, "ingest_gateway": run.ingest_gateway,
