@@ -51,6 +51,7 @@ MAX_UTTERANCE_S = 20.0  # a monologue without pauses is handed to enrichment in 
 # audio after the caption, its live label stands (the end-of-session relabelling is separate and final).
 SPEAKER_REVISION_WINDOW_S = 30.0
 _EOS = object()
+ENRICHMENT_QUEUE = 1000  # finals + utterances the enrichment stage may be behind before a channel waits for it
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ class Utterance:
 class Enricher(Protocol):
     """A per-session stage that reacts to captions (classifiers, compliance, alerts).
 
-    Called in order from the channel's task; must not block the loop (model work goes to executors)."""
+    Called in caption order from the session's enrichment task (never from a channel's decode task, so a slow
+    classifier delays no caption); must not block the loop (model work goes to executors)."""
 
     async def on_final(self, session: LiveSession, event: TranscriptEvent) -> None: ...
     async def on_utterance(self, session: LiveSession, utterance: Utterance) -> None: ...
@@ -124,6 +126,7 @@ class SessionStats:
     discarded_hypotheses: int = 0
     echoes_dropped: int = 0
     enrichment_errors: int = 0
+    enrichment_waits: int = 0  # times a channel waited for the enrichment stage (it was ENRICHMENT_QUEUE behind)
 
 
 class LiveSession:
@@ -211,6 +214,9 @@ class LiveSession:
         )
         self._unrevised: dict[str, tuple[float, float, str]] = {}  # finals whose speaker may still be revised
         self.enrichers: list[Enricher] = [f(self) for f in manager.enricher_factories]
+        # the enrichment stage's input (see _to_enrichment): bounded; a full queue holds the channel back
+        self._enrich_q: asyncio.Queue = asyncio.Queue(maxsize=ENRICHMENT_QUEUE)
+        self._enrich_task: asyncio.Task | None = None
         self._tasks = [asyncio.create_task(self._channel_loop(i), name=f"{session_id}-ch{i}")
                        for i in range(config.num_channels)]
         self.started_at = time.time()
@@ -317,8 +323,7 @@ class LiveSession:
                     await self._revise_speakers(ev.end_s)
                     self._unrevised[ev.segment_id] = (ev.start_s, ev.end_s, ev.speaker)
                 self._open_utterance[ev.channel].append(ev)
-                for enricher in self.enrichers:
-                    await self._safely(enricher.on_final(self, ev))
+                await self._to_enrichment(("final", ev))
         if channel is not None:
             pending = self._open_utterance[channel]
             long_enough = pending and pending[-1].end_s - pending[0].start_s >= MAX_UTTERANCE_S
@@ -340,8 +345,36 @@ class LiveSession:
         utt = Utterance(channel, pending[0].speaker, tuple(pending))
         self._open_utterance[channel] = []
         await self.emit(utt.to_dict())
-        for enricher in self.enrichers:
-            await self._safely(enricher.on_utterance(self, utt))
+        await self._to_enrichment(("utterance", utt))
+
+    async def _to_enrichment(self, item: tuple[str, Any]) -> None:
+        """Hand a final or an utterance to the enrichment stage. Decoding goes on meanwhile; only when the stage
+        is `ENRICHMENT_QUEUE` items behind (minutes of speech) does the channel wait for it (counted): findings
+        are never dropped to keep captions flowing."""
+        if not self.enrichers:
+            return
+        if self._enrich_task is None:
+            self._enrich_task = asyncio.create_task(self._enrichment_loop(), name=f"{self.session_id}-enrich")
+        if self._enrich_q.full():
+            self.stats.enrichment_waits += 1
+        await self._enrich_q.put(item)
+
+    async def _enrichment_loop(self) -> None:
+        """The session's enrichment stage: finals and utterances in the order they were captioned, one at a time
+        (enrichers keep per-call state), off the channels' decode tasks."""
+        while True:
+            item = await self._enrich_q.get()
+            try:
+                if item is _EOS:
+                    return
+                kind, payload = item
+                for enricher in self.enrichers:
+                    if kind == "final":
+                        await self._safely(enricher.on_final(self, payload))
+                    else:
+                        await self._safely(enricher.on_utterance(self, payload))
+            finally:
+                self._enrich_q.task_done()
 
     async def _revise_speakers(self, now_s: float) -> None:
         """Revise, once, the speaker of earlier finals whose label the growing evidence now contradicts."""
@@ -539,6 +572,9 @@ class LiveSession:
             await self._finish_diarization()
         except Exception:  # the captions stand with their live labels
             log.exception("diarization failed at the end of session %s", self.session_id)
+        if self._enrich_task is not None:  # let enrichment catch up with the last captions before it finishes
+            await self._enrich_q.put(_EOS)
+            await asyncio.gather(self._enrich_task, return_exceptions=True)
         for enricher in self.enrichers:
             await self._safely(enricher.finish(self))
         for ct in self.transcribers:
@@ -564,7 +600,7 @@ class LiveSession:
         return {"audio_s": s.audio_s, "audio_dropped_s": s.audio_dropped_s, "finals": s.finals,
                 "partials": s.partials, "decodes": s.decodes, "discarded_hypotheses": s.discarded_hypotheses,
                 "echoes_dropped": s.echoes_dropped,
-                "enrichment_errors": s.enrichment_errors}
+                "enrichment_errors": s.enrichment_errors, "enrichment_waits": s.enrichment_waits}
 
     async def wait_closed(self) -> None:
         if self._closing is not None:

@@ -58,7 +58,7 @@ def test_transcribe_masks_card_numbers_unless_asked_to_keep_them(shared_data, tm
     masked = json.loads(capsys.readouterr().out)
     text = " ".join(s["text"] for s in masked["segments"])
     assert masked["card_data"] == "masked"
-    assert "debit card" in text.lower() and "####" in text
+    assert "card" in text.lower() and "####" in text  # the words around the number stay (tiny.en may hear "debit card" or "your card")
     assert len(re.sub(r"\D", "", text)) < 4, text  # never the card number
     assert not any(len(re.sub(r"\D", "", w["text"])) >= 4 for s in masked["segments"] for w in s["words"])
 
