@@ -32,6 +32,17 @@ class SessionConfig:
     # Owner of the session's data (set by the API from the caller's credentials, or by the tap's listener).
     tenant_id: str = "default"
 
+    def check_pcm(self, channel: int, pcm_s16le: bytes, sample_rate_hz: int | None = None) -> None:
+        """Raise `BadAudio` unless this is PCM for one of the session's channels at its rate."""
+        from pipelines.errors import BadAudio
+
+        if not 0 <= channel < self.num_channels:
+            raise BadAudio(f"channel {channel} out of range (session has {self.num_channels})")
+        if sample_rate_hz is not None and sample_rate_hz != self.sample_rate_hz:
+            raise BadAudio(f"sample rate {sample_rate_hz} Hz differs from the session's {self.sample_rate_hz} Hz")
+        if len(pcm_s16le) % 2:
+            raise BadAudio("PCM s16le needs an even number of bytes")
+
     @property
     def num_channels(self) -> int:
         return len(self.channel_names)

@@ -60,13 +60,7 @@ class RemoteSession:
 
     async def push_pcm(self, channel: int, pcm_s16le: bytes, sample_rate_hz: int | None = None) -> None:
         """Queue one channel's int16 PCM (the tap interface of `LiveSession.push_pcm`)."""
-        if not 0 <= channel < self.config.num_channels:
-            raise BadAudio(f"channel {channel} out of range (session has {self.config.num_channels})")
-        if sample_rate_hz is not None and sample_rate_hz != self.config.sample_rate_hz:
-            raise BadAudio(f"sample rate {sample_rate_hz} Hz differs from the session's "
-                           f"{self.config.sample_rate_hz} Hz")
-        if len(pcm_s16le) % 2:
-            raise BadAudio("PCM s16le needs an even number of bytes")
+        self.config.check_pcm(channel, pcm_s16le, sample_rate_hz)
         await self._audio({"pcm": pcm_s16le, "ch": channel, "f": self._frames[channel]}, len(pcm_s16le) // 2,
                           channel)
 

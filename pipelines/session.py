@@ -230,13 +230,7 @@ class LiveSession:
         """Queue int16 LE mono PCM for one channel (at the session's sample rate)."""
         if self._closed:
             raise SessionClosed(self.session_id)
-        if not 0 <= channel < self.config.num_channels:
-            raise BadAudio(f"channel {channel} out of range (session has {self.config.num_channels})")
-        if sample_rate_hz is not None and sample_rate_hz != self.config.sample_rate_hz:
-            raise BadAudio(f"sample rate {sample_rate_hz} Hz differs from the session's "
-                           f"{self.config.sample_rate_hz} Hz")
-        if len(pcm_s16le) % 2:
-            raise BadAudio("PCM s16le needs an even number of bytes")
+        self.config.check_pcm(channel, pcm_s16le, sample_rate_hz)
         if not pcm_s16le:
             return
         q = self._queues[channel]

@@ -153,7 +153,17 @@ class ClusterWorker:
         if record.get("status") != "live" or record.get("owner") != self.worker_id:
             return
         config = config_from_json(record["config"])
-        state = await self._resume_state(sid) if resume else None
+        state = None
+        for attempt in range(5) if resume else ():
+            try:
+                state = await self._resume_state(sid)
+                break
+            except Exception as exc:  # the store or Redis briefly away: try again, then give the call up cleanly
+                log.warning("worker %s cannot read session %s back yet (%s)", self.worker_id, sid, exc)
+                await asyncio.sleep(0.5 * 2**attempt)
+        if resume and state is None:
+            await self._fail(sid)
+            return
         try:
             session = await self.manager.open_session(config, overflow="block", resume=state, row_exists=True)
         except Exception:
@@ -227,6 +237,9 @@ class ClusterWorker:
         rate = session.config.sample_rate_hz
         # frames per channel already covered by committed captions (a resumed session skips them)
         skip = [int((state.committed_s.get(ch, 0.0) if state else 0.0) * rate) for ch in range(n)]
+        # tap events (DTMF, marks...) the dead worker already published carry the id of their input entry
+        applied = max((_entry(e["input_id"]) for e in state.history if "input_id" in e), default=(-1, -1)) \
+            if state else (-1, -1)
         last = "0-0"
         # (entry id, frame after it, its channel or None for all) of the audio read since the last trim
         offsets: list[tuple[str, int, int | None]] = []
@@ -252,8 +265,9 @@ class ClusterWorker:
                     session.update_metadata(json.loads(fields[b"meta"]))
                     continue
                 if b"event" in fields:
-                    ev = json.loads(fields[b"event"])
-                    await session.record_event(ev.pop("type"), ev)
+                    if _entry(last) > applied:
+                        ev = json.loads(fields[b"event"])
+                        await session.record_event(ev.pop("type"), {**ev, "input_id": last})
                     continue
                 pcm = fields[b"pcm"]
                 first = int(fields.get(b"f", b"0"))
@@ -302,3 +316,9 @@ class ClusterWorker:
         if done:
             await self.cluster.trim_audio(session.session_id, offsets[done - 1][0])
             del offsets[:done]
+
+
+def _entry(entry_id: str) -> tuple[int, int]:
+    """A Redis stream id as a comparable pair (milliseconds, sequence)."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
