@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from intelligence.events import Mood, Redaction
 from intelligence.types import Alert, Annotation, Finding, Severity, TranscriptEvent
 from pipelines.batching import BatchingExecutor, Overloaded
 from pipelines.session import EnricherFactory, LiveSession, Utterance
@@ -259,8 +260,7 @@ class SessionEnricher:
             ev.update(redacted_final(ev, red_text))
             await asyncio.to_thread(session.manager.sink.store.replace_event_payload, session.session_id,
                                     ev["seq"], dict(ev))
-            await session.emit({"type": "redaction", "segment_id": ev["segment_id"], "channel": ev["channel"],
-                                "text": red_text, "rule_id": finding.rule_id})
+            await session.emit(Redaction(ev["segment_id"], ev["channel"], red_text, finding.rule_id))
         if session.recorder is not None:
             for start_s, end_s in mutes:
                 session.recorder.mute(start_s - 0.25, end_s + 0.25)
@@ -324,7 +324,7 @@ class SessionEnricher:
             ann = voice_res.to_annotation(session.session_id, utt.segment_id, utt.channel)
             annotations.append(replace(ann, extra={**ann.extra, **base}))
         for ann in annotations:
-            await session.emit(ann.to_dict())
+            await session.emit(ann)
             findings = await self._engine_call(self.engine.on_annotation, ann) if self.engine else []
             await self._publish_findings(session, findings)
         update = self.escalation.observe(UtteranceAffect(
@@ -332,10 +332,8 @@ class SessionEnricher:
             voice_res.to_cue() if voice_res is not None else None,
         ))
         mood = update.mood
-        await session.emit({"type": "mood", "speaker": mood.speaker, "channel": utt.channel,
-                            "segment_id": utt.segment_id, "at_s": utt.end_s,
-                            "valence": round(update.fused.valence, 3), "emotion": update.fused.emotion,
-                            "rolling_valence": round(mood.rolling_valence, 3), "state": mood.state})
+        await session.emit(Mood(mood.speaker, utt.channel, utt.segment_id, utt.end_s, round(update.fused.valence, 3),
+                                update.fused.emotion, round(mood.rolling_valence, 3), mood.state))
         for alert in update.alerts:
             await self._out(session, alert.to_dict())
 

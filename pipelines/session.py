@@ -29,6 +29,15 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from intelligence.events import (
+    DiarizationResult,
+    SessionEnded,
+    SessionError,
+    SessionEvent,
+    SpeakerUpdate,
+    TapEvent,
+    to_json,
+)
 from intelligence.types import TranscriptEvent
 from intelligence.zh_homophones import HomophoneParams
 from pipelines.bus import SessionBus, Subscriber
@@ -258,7 +267,7 @@ class LiveSession:
 
     async def record_event(self, event_type: str, data: dict[str, Any]) -> None:
         """A durable non-caption event (DTMF, tap stats, marks): persisted and streamed."""
-        await self.emit({"type": event_type, **data})
+        await self.emit(TapEvent(event_type, data))
 
     def update_metadata(self, data: dict[str, Any]) -> None:
         self.metadata.update(data)
@@ -269,10 +278,10 @@ class LiveSession:
         """History so far plus a live subscription (history first, then live, no gap)."""
         return list(self.history), self.bus.subscribe()
 
-    async def emit(self, event: dict[str, Any]) -> None:
-        """Publish an event; durable ones are sequenced, kept and persisted."""
+    async def emit(self, event: SessionEvent | dict[str, Any]) -> None:
+        """Publish an event; durable ones are sequenced, kept and persisted. Typed events become JSON here."""
+        event = dict(to_json(event))
         durable = not (event.get("type") == "transcript" and event.get("kind") == "partial")
-        event = dict(event)
         event.setdefault("session_id", self.session_id)
         # wall-clock publish time (captions carry their decode time already): subscribers measure delivery
         event.setdefault("emitted_at", time.time())
@@ -377,9 +386,7 @@ class LiveSession:
             label = self.diarizer.speaker_at(start_s, end_s)
             if label != speaker:
                 del self._unrevised[segment_id]
-                await self.emit({"type": "speaker_update", "segment_id": segment_id, "channel": 0,
-                                 "start_s": start_s, "end_s": end_s, "speaker": label,
-                                 "previous_speaker": speaker, "final": False})
+                await self.emit(SpeakerUpdate(segment_id, start_s, end_s, label, speaker))
             elif now_s - end_s > SPEAKER_REVISION_WINDOW_S:
                 del self._unrevised[segment_id]
 
@@ -399,11 +406,11 @@ class LiveSession:
                 label = majority_speaker(turns, ev["start_s"], ev["end_s"])
                 if label is not None and label != shown.get(ev["segment_id"]):
                     relabel[ev["segment_id"]] = label
-        await self.emit({"type": "diarization", "channel": 0, "final": True,
-                         # silence still has one (silent) speaker: consumers never divide by zero speakers
-                         "speakers": sorted({t.speaker for t in turns}, key=lambda x: int(x[1:])) or ["S1"],
-                         "turns": [{"start_s": t.start_s, "end_s": t.end_s, "speaker": t.speaker} for t in turns],
-                         "relabel": relabel, "windows": self.diarizer.windows_embedded})
+        await self.emit(DiarizationResult(
+            # silence still has one (silent) speaker: consumers never divide by zero speakers
+            speakers=sorted({t.speaker for t in turns}, key=lambda x: int(x[1:])) or ["S1"],
+            turns=[{"start_s": t.start_s, "end_s": t.end_s, "speaker": t.speaker} for t in turns],
+            relabel=relabel, windows=self.diarizer.windows_embedded))
 
     async def _safely(self, coro) -> None:
         try:
@@ -425,7 +432,7 @@ class LiveSession:
             raise
         except Exception:
             log.exception("channel %d of session %s failed", channel, self.session_id)
-            await self.emit({"type": "error", "code": "channel_failed", "channel": channel})
+            await self.emit(SessionError("channel_failed", channel=channel))
             # keep taking (and counting) the channel's audio: a blocked producer would hang the whole session
             # (close() sets _closed before it queues the end marker, which this loop may already have taken)
             while not (self._closed and q.empty()):
@@ -455,8 +462,8 @@ class LiveSession:
                       self._recording_error)
         if self._recording_error and not self._recording_reported:
             self._recording_reported = True
-            await self.emit({"type": "error", "code": "recording_failed",
-                             "message": f"call audio is no longer recorded: {self._recording_error}"})
+            await self.emit(SessionError("recording_failed",
+                                         f"call audio is no longer recorded: {self._recording_error}"))
 
     def _feed(self, ct: ChannelTranscriber, data: bytes) -> None:
         samples = ct.feed(data)
@@ -580,7 +587,7 @@ class LiveSession:
                 self.audio_path = await asyncio.to_thread(self.recorder.finish)
             except Exception:
                 log.exception("could not finalise stored audio (session %s)", self.session_id)
-        await self.emit({"type": "session_end", "reason": reason, "audio_s": max(self.stats.audio_s, default=0)})
+        await self.emit(SessionEnded(reason, max(self.stats.audio_s, default=0.0)))
         self.bus.close()
         self.manager.sink.update_session(
             self.session_id, status="ended", end_reason=reason, ended_at=time.time(),

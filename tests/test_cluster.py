@@ -138,3 +138,38 @@ def test_a_twilio_call_through_a_gateway_runs_on_a_worker_and_survives_its_death
         assert we.words > 10 and we.wer < 0.35, (name, hyp)
     assert row["status"] == "ended"
     assert victim in ("w1", "w2")
+
+
+def test_load_rounds_of_calls_every_final_once_in_order_and_memory_flat(postgres_server, tmp_path):
+    """Load: three rounds of four concurrent calls (eight channels, 30 s each) through two gateways and two
+    workers. Every final is stored once and in order, subscribers on the other gateway get every event within
+    a second (p95), and no process grows round after round."""
+    pytest.importorskip("redis")
+    from eval.broker_bench import find_binary
+    from eval.cluster import _rss_mb, score
+    from eval.cluster import _wave as one_round
+
+    if find_binary("redis") is None:
+        pytest.skip("redis-server not installed (scripts/install-peers.sh)")
+    calls = load_calls(4, max_s=30.0)
+    url = postgres_server.create_database()
+    memory: dict[str, list[float]] = {}
+    runs, stored = [], {}
+    with LocalCluster(workers=2, gateways=2, max_channels=4, database_url=url, root=tmp_path,
+                      env={"HARKEN_CLASSIFIERS": "false"}) as cluster:
+        for _ in range(3):
+            r, st, _faults = asyncio.run(one_round(cluster, calls, []))
+            runs += r
+            stored.update(st)
+            for p in cluster.procs:
+                memory.setdefault(p.name, []).append(_rss_mb(p.popen.pid))
+    report = score(runs, calls * 3, stored, [])
+    print(json.dumps({k: v for k, v in report.items() if k != "per_session"}), json.dumps(memory))
+    assert report["sessions_ended"] == 12
+    assert report["finals_lost"] == 0 and report["finals_duplicated"] == 0, report["per_session"]
+    assert all(s["seq_holes"] == 0 and s["finals"] >= 10 for s in report["per_session"])
+    for gw, lat in report["latency_by_gateway"].items():
+        assert lat["event_delivery_p95_s"] < 1.0, (gw, lat)
+    for name, mb in memory.items():
+        # after the first round has warmed every model and pool, a round adds no lasting memory
+        assert mb[2] - mb[1] < 40.0, (name, mb)
