@@ -258,8 +258,7 @@ class SessionEnricher:
                 continue
             red_text = changed[ev["segment_id"]]
             ev.update(redacted_final(ev, red_text))
-            await asyncio.to_thread(session.manager.sink.store.replace_event_payload, session.session_id,
-                                    ev["seq"], dict(ev))
+            await session.manager.sink.replace(session.session_id, ev["seq"], dict(ev))
             await session.emit(Redaction(ev["segment_id"], ev["channel"], red_text, finding.rule_id))
         if session.recorder is not None:
             for start_s, end_s in mutes:
@@ -273,8 +272,7 @@ class SessionEnricher:
 
             parts = [by_id[i] for i in ev["segment_ids"] if i in by_id]
             ev.update({"text": plain_text(parts), "words": [w for p in parts for w in p["words"]], "redacted": True})
-            await asyncio.to_thread(session.manager.sink.store.replace_event_payload, session.session_id,
-                                    ev["seq"], dict(ev))
+            await session.manager.sink.replace(session.session_id, ev["seq"], dict(ev))
 
     # -- utterance-level classifiers -----------------------------------------------------------------------
     async def on_utterance(self, session: LiveSession, utt: Utterance) -> None:

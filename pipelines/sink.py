@@ -67,6 +67,12 @@ class PersistenceSink:
         self.start()
         await self._queue.put(("event", session_id, (seq, event)))
 
+    async def replace(self, session_id: str, seq: int, event: dict[str, Any]) -> None:
+        """Rewrite a stored event (redaction of card data), in order with the writes queued before it: the
+        caption is stored before it is redacted, never after."""
+        self.start()
+        await self._queue.put(("replace", session_id, (seq, event)))
+
     async def flush(self) -> None:
         self.start()
         await self._queue.join()
@@ -128,5 +134,8 @@ class PersistenceSink:
                 if rows:
                     self.store.add_events(rows)
                     rows = []
-                self.store.update_session(sid, **payload)
+                if kind == "replace":
+                    self.store.replace_event_payload(sid, *payload)
+                else:
+                    self.store.update_session(sid, **payload)
         self.store.add_events(rows)
