@@ -154,16 +154,23 @@ def build_router() -> APIRouter:
             await ws.close(code=1008)
 
     @router.get("/{session_id}/stream")
-    async def subscribe_sse(request: Request, session_id: str, p: Principal = READ) -> StreamingResponse:
+    async def subscribe_sse(request: Request, session_id: str, after_seq: int = Query(-1, ge=-1, le=2**62),
+                            p: Principal = READ) -> StreamingResponse:
+        """Events as Server-Sent Events; each durable one carries its seq as the SSE id, so a browser's
+        EventSource that reconnects (to any gateway) resumes after the last one it got (Last-Event-ID)."""
         state = request.app.state.harken
         await visible_session(state, p, session_id)
+        last_id = request.headers.get("last-event-id", "")
+        if last_id.isdigit():
+            after_seq = max(after_seq, int(last_id))
 
         async def gen() -> AsyncIterator[str]:
-            async for ev in _follow(state, session_id, keepalive_s=SSE_KEEPALIVE_S):
+            async for ev in _follow(state, session_id, keepalive_s=SSE_KEEPALIVE_S, after_seq=after_seq):
                 if ev is None:
                     yield ": keep-alive\n\n"
                     continue
-                yield f"event: {ev.get('type', 'message')}\ndata: {json.dumps(ev, ensure_ascii=False)}\n\n"
+                sse_id = f"id: {ev['seq']}\n" if "seq" in ev else ""
+                yield f"{sse_id}event: {ev.get('type', 'message')}\ndata: {json.dumps(ev, ensure_ascii=False)}\n\n"
 
         return StreamingResponse(gen(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -258,3 +258,30 @@ def test_history_survives_a_restart(tmp_path, shared_data):
 
     info = sf.info(str(tmp_path / "audio" / sid / f"{sid}.flac"))
     assert info.samplerate == 16000 and abs(info.duration - len(pcm) / 2 / 16000) < 0.2
+
+
+async def test_subscribers_resume_after_the_last_event_they_have(server, shared_data):
+    """A subscriber that lost its connection (or its gateway) resumes with the last seq it got: WebSocket
+    `?after_seq=N`, Server-Sent Events `Last-Event-ID: N` (what a browser's EventSource sends by itself)."""
+    pcm = _jfk_16k(shared_data)
+    async with websockets.connect(ws_url(server, "/v1/stream")) as ingest:
+        await ingest.send(json.dumps({"type": "start", "sample_rate_hz": 16000, "encoding": "s16le", "channels": 1,
+                                      "language": "en"}))
+        sid = json.loads(await ingest.recv())["session_id"]
+        await _send_audio(ingest, pcm, speed=6.0)
+        await ingest.send(json.dumps({"type": "stop"}))
+        async for msg in ingest:
+            if json.loads(msg)["type"] == "session_end":
+                break
+    async with httpx.AsyncClient(timeout=60) as client:
+        everything = (await client.get(f"{server}/v1/sessions/{sid}/events")).json()
+        cut = everything[len(everything) // 2]["seq"]
+        async with client.stream("GET", f"{server}/v1/sessions/{sid}/stream",
+                                 headers={"Last-Event-ID": str(cut)}) as resp:
+            lines = [line async for line in resp.aiter_lines()]
+    sse = [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
+    ids = [int(line[4:]) for line in lines if line.startswith("id: ")]
+    assert [e["seq"] for e in sse] == ids == [e["seq"] for e in everything if e["seq"] > cut]
+    async with websockets.connect(ws_url(server, f"/v1/sessions/{sid}/subscribe?after_seq={cut}")) as sub:
+        resumed = [json.loads(m) async for m in sub]
+    assert [e["seq"] for e in resumed] == [e["seq"] for e in everything if e["seq"] > cut]
