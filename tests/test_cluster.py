@@ -18,6 +18,22 @@ from eval.cluster import Fault, LocalCluster, drive, load_calls
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 
+def _audit_chain_verifies(url: str) -> int:
+    """Verify the hash-chained audit trail the workers appended to concurrently; returns its length."""
+    import sqlalchemy as sa
+
+    from intelligence.audit_chain import AuditChain
+    from pipelines.audit_store import SqlAuditStorage
+
+    engine = sa.create_engine(url)
+    try:
+        result = AuditChain(SqlAuditStorage(engine, create=False)).verify()
+    finally:
+        engine.dispose()
+    assert result.ok, result
+    return result.checked
+
+
 def test_calls_survive_a_broker_restart_a_killed_worker_and_a_killed_gateway(postgres_server, tmp_path):
     pytest.importorskip("redis")
     from eval.broker_bench import find_binary
@@ -49,6 +65,7 @@ def test_calls_survive_a_broker_restart_a_killed_worker_and_a_killed_gateway(pos
         # a quiet machine; this bound leaves room for a loaded CI runner)
         assert s["captions_paused_s"]["kill-worker"] < 15.0, s
     assert all(r["status"] == "ended" for r in rows), rows
+    assert _audit_chain_verifies(url) > 0  # two workers and two gateways appended to one chain: it holds
 
 
 def test_calls_survive_a_database_restart_and_a_full_disk(postgres_server, tmp_path):
@@ -84,6 +101,7 @@ def test_calls_survive_a_database_restart_and_a_full_disk(postgres_server, tmp_p
         assert s["finals"] >= 10 and s["seq_holes"] == 0 and s["wer"] < 0.35, s
     hit = [s for s in report["per_session"] if s["worker_at_end"] == full["target"]]
     assert hit and all("recording_failed" in s["errors"] for s in hit), report["per_session"]
+    assert _audit_chain_verifies(url) > 0
 
 
 def test_a_twilio_call_through_a_gateway_runs_on_a_worker_and_survives_its_death(postgres_server, tmp_path):
