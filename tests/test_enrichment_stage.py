@@ -7,35 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zlib
 
 import numpy as np
 
-from models.asr import AsrHypothesis, AsrRequest, Word
 from models.vad import VadParams
 from pipelines.channel import StreamingParams
 from pipelines.config import SessionConfig
-from pipelines.executor import AsrExecutor, Decoder
+from pipelines.executor import AsrExecutor
 from pipelines.session import SessionManager
 from pipelines.sink import PersistenceSink
+from pipelines.stages import Line, ScriptedDecoder, run_stage
 from pipelines.store import Store
-
-
-class ScriptedDecoder(Decoder):
-    """One word per half second of voiced audio, named after that audio (the same audio gives the same word)."""
-
-    model_name = "scripted@0"
-
-    def decode(self, request: AsrRequest) -> AsrHypothesis:
-        audio = request.audio
-        words = []
-        for i in range(0, len(audio) - 8000 + 1, 8000):
-            chunk = audio[i : i + 8000]
-            if float(np.sqrt(np.mean(chunk**2))) < 0.02:
-                continue
-            name = f"w{zlib.crc32((chunk * 32767).astype('<i2').tobytes()) % 100000}"
-            words.append(Word(name, i / 16000, (i + 7000) / 16000, 0.95))
-        return AsrHypothesis(tuple(words), "en", -0.1, 0.01, 1.2, self.model_name, decode_s=0.001)
 
 
 class SlowEnricher:
@@ -92,3 +74,26 @@ async def test_a_slow_enricher_does_not_hold_back_captions() -> None:
     assert end["type"] == "session_end" and enricher.finished_at is not None
     assert enricher.finished_at <= end["emitted_at"]
     assert session.stats.enrichment_waits == 0
+
+
+async def test_run_stage_plays_a_script_through_the_real_compliance_stage():
+    """Any stage can be tested on text: the compliance enricher of the service, on a scripted sales call where
+    the agent promises returns and closes without a risk disclosure."""
+    from pipelines.enrich import enricher_factories
+    from pipelines.settings import HarkenSettings
+
+    settings = HarkenSettings(classifiers=False, compliance=True, minutes=False, compliance_meaning=False)
+    script = [
+        Line(0, "Good morning, this is Tom from Northbridge Bank. This call is recorded.", 0.0, 4.0),
+        Line(1, "Hi Tom, I wanted to ask about your growth fund.", 4.5, 7.0),
+        Line(0, "It's a great fund, you are guaranteed a return of eight percent every year.", 7.5, 11.5),
+        Line(1, "Okay, sounds good, let's do it then.", 12.0, 14.0),
+        Line(0, "Perfect, I've placed the order for twenty thousand dollars.", 14.5, 17.5),
+    ]
+    config = SessionConfig(language="en", channel_names=("agent", "customer"), policy_packs=("retail_sales_en",))
+    events = await run_stage(enricher_factories(settings), script, config)
+    kinds = [e["type"] for e in events]
+    assert kinds.count("utterance") == 5 and kinds[-1] == "session_end"
+    found = {e.get("maps_to") or e["rule_id"] for e in events if e["type"] == "finding"}
+    assert "prohibited_promise" in found, found
+    assert "scorecard" in kinds  # the end-of-call stage ran after every utterance was enriched
