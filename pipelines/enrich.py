@@ -253,26 +253,25 @@ class SessionEnricher:
             found = redact_channel(segs)
             changed.update(found.texts)
             mutes += found.mute_spans_s
-        for ev in session.history:
+        for ev in list(session.history):
             if ev.get("type") != "transcript" or ev.get("segment_id") not in changed:
                 continue
             red_text = changed[ev["segment_id"]]
-            ev.update(redacted_final(ev, red_text))
-            await session.manager.sink.replace(session.session_id, ev["seq"], dict(ev))
+            await session.rewrite_event({**ev, **redacted_final(ev, red_text)})
             await session.emit(Redaction(ev["segment_id"], ev["channel"], red_text, finding.rule_id))
         if session.recorder is not None:
             for start_s, end_s in mutes:
                 session.recorder.mute(start_s - 0.25, end_s + 0.25)
         # utterance events repeat their finals' text: rebuild them from the redacted finals
         by_id = {ev["segment_id"]: ev for ev in session.history if ev.get("type") == "transcript"}
-        for ev in session.history:
+        for ev in list(session.history):
             if ev.get("type") != "utterance" or not set(ev.get("segment_ids", ())) & changed.keys():
                 continue
             from intelligence.captions import plain_text
 
             parts = [by_id[i] for i in ev["segment_ids"] if i in by_id]
-            ev.update({"text": plain_text(parts), "words": [w for p in parts for w in p["words"]], "redacted": True})
-            await session.manager.sink.replace(session.session_id, ev["seq"], dict(ev))
+            await session.rewrite_event({**ev, "text": plain_text(parts), "words": [w for p in parts for w in p["words"]],
+                                         "redacted": True})
 
     # -- utterance-level classifiers -----------------------------------------------------------------------
     async def on_utterance(self, session: LiveSession, utt: Utterance) -> None:

@@ -297,6 +297,18 @@ class LiveSession:
         if self.manager.broker is not None:  # subscribers on other gateways (bounded outbox, never unbounded)
             await self.manager.broker.publish(self.session_id, event["seq"] if durable else None, event)
 
+    async def rewrite_event(self, event: dict[str, Any]) -> None:
+        """Replace a durable event already published (redaction of card data), by its `seq`: the history gets a
+        new object (what subscribers already hold is not edited under them) and the sink rewrites the stored
+        one in order with the writes queued before it."""
+        for i in range(len(self.history) - 1, -1, -1):
+            if self.history[i].get("seq") == event["seq"]:
+                self.history[i] = event
+                break
+        else:
+            raise KeyError(f"no event {event['seq']} in session {self.session_id}")
+        await self.manager.sink.replace(self.session_id, event["seq"], event)
+
     async def _emit_transcripts(self, events: list[TranscriptEvent], utterance_end: bool = False,
                                 channel: int | None = None) -> None:
         for ev in events:
