@@ -25,7 +25,7 @@ from typing import Any
 from intelligence.events import Mood, Redaction
 from intelligence.types import Alert, Annotation, Finding, Severity, TranscriptEvent
 from pipelines.batching import BatchingExecutor, Overloaded
-from pipelines.session import EnricherFactory, LiveSession, Utterance
+from pipelines.session import EnricherFactory, StageContext, Utterance
 from pipelines.settings import HarkenSettings
 
 log = logging.getLogger(__name__)
@@ -189,13 +189,13 @@ class EnrichmentResources:
 class SessionEnricher:
     """One session's enrichment state."""
 
-    def __init__(self, session: LiveSession, res: EnrichmentResources, engine: Any) -> None:
+    def __init__(self, ctx: StageContext, res: EnrichmentResources, engine: Any) -> None:
         from intelligence.escalation import EscalationTracker
 
         self.res = res
         self.engine = engine
         self._engine_lock = asyncio.Lock()
-        self.escalation = EscalationTracker(session.session_id)
+        self.escalation = EscalationTracker(ctx.session_id)
         self._voice_stats: dict[int, Any] = {}
         self._utterance_segments: dict[str, list[str]] = {}  # utterance id -> its finals' segment ids
 
@@ -206,36 +206,36 @@ class SessionEnricher:
         async with self._engine_lock:
             return await asyncio.to_thread(fn, *args)
 
-    async def on_final(self, session: LiveSession, event: TranscriptEvent) -> None:
+    async def on_final(self, ctx: StageContext, event: TranscriptEvent) -> None:
         # Rules read whole utterances (see on_utterance): streaming finals are fragments of a few words.
         return None
 
-    async def _out(self, session: LiveSession, event: dict[str, Any]) -> None:
+    async def _out(self, ctx: StageContext, event: dict[str, Any]) -> None:
         """Publish on the session (persisted, streamed) and export to the webhook if configured."""
-        await session.emit(event)
+        await ctx.publish(event)
         if self.res.webhooks is not None:
-            self.res.webhooks.publish({**event, "session_id": session.session_id})
+            self.res.webhooks.publish({**event, "session_id": ctx.session_id})
 
-    async def _publish_findings(self, session: LiveSession, findings: list[Finding]) -> None:
+    async def _publish_findings(self, ctx: StageContext, findings: list[Finding]) -> None:
         for f in findings:
             rule = self.engine.rule(f.rule_id) if self.engine else None
             payload = f.to_dict()
             payload["maps_to"] = getattr(rule, "maps_to", None)
-            await self._out(session, payload)
+            await self._out(ctx, payload)
             if self.res.audit is not None:
                 from intelligence.audit_chain import finding_payload
 
                 await asyncio.to_thread(self.res.audit.append, "compliance-engine", "finding.raised",
-                                        {**finding_payload(f), "tenant": session.config.tenant_id})
+                                        {**finding_payload(f), "tenant": ctx.config.tenant_id})
             if f.severity in (Severity.HIGH, Severity.MEDIUM):
-                alert = Alert(session.session_id, "compliance", f.severity, f.message, f.at_s,
+                alert = Alert(ctx.session_id, "compliance", f.severity, f.message, f.at_s,
                               {"rule_id": f.rule_id, "pack": f.pack, "maps_to": payload["maps_to"],
                                "segment_ids": [e.segment_id for e in f.evidence]})
-                await self._out(session, alert.to_dict())
+                await self._out(ctx, alert.to_dict())
             if payload["maps_to"] in PCI_RULES or f.rule_id.startswith("pci"):
-                await self._redact(session, f)
+                await self._redact(ctx, f)
 
-    async def _redact(self, session: LiveSession, finding: Finding) -> None:
+    async def _redact(self, ctx: StageContext, finding: Finding) -> None:
         """Redact card data in the stored transcript and mute it in the stored audio.
 
         A card number is often read over several finals (even over a pause), so the channel's recent finals are
@@ -248,55 +248,54 @@ class SessionEnricher:
         changed: dict[str, str] = {}  # segment id -> redacted text
         mutes: list[tuple[float, float]] = []
         for ch in channels:
-            segs = [ev for ev in session.history if ev.get("type") == "transcript" and ev.get("kind") == "final"
+            segs = [ev for ev in ctx.history if ev.get("type") == "transcript" and ev.get("kind") == "final"
                     and ev.get("channel") == ch and ev.get("end_s", 0.0) >= since_s]
             found = redact_channel(segs)
             changed.update(found.texts)
             mutes += found.mute_spans_s
-        for ev in list(session.history):
+        for ev in list(ctx.history):
             if ev.get("type") != "transcript" or ev.get("segment_id") not in changed:
                 continue
             red_text = changed[ev["segment_id"]]
-            await session.rewrite_event({**ev, **redacted_final(ev, red_text)})
-            await session.emit(Redaction(ev["segment_id"], ev["channel"], red_text, finding.rule_id))
-        if session.recorder is not None:
-            for start_s, end_s in mutes:
-                session.recorder.mute(start_s - 0.25, end_s + 0.25)
+            await ctx.rewrite({**ev, **redacted_final(ev, red_text)})
+            await ctx.publish(Redaction(ev["segment_id"], ev["channel"], red_text, finding.rule_id))
+        for start_s, end_s in mutes:
+            ctx.mute(start_s - 0.25, end_s + 0.25)
         # utterance events repeat their finals' text: rebuild them from the redacted finals
-        by_id = {ev["segment_id"]: ev for ev in session.history if ev.get("type") == "transcript"}
-        for ev in list(session.history):
+        by_id = {ev["segment_id"]: ev for ev in ctx.history if ev.get("type") == "transcript"}
+        for ev in list(ctx.history):
             if ev.get("type") != "utterance" or not set(ev.get("segment_ids", ())) & changed.keys():
                 continue
             from intelligence.captions import plain_text
 
             parts = [by_id[i] for i in ev["segment_ids"] if i in by_id]
-            await session.rewrite_event({**ev, "text": plain_text(parts), "words": [w for p in parts for w in p["words"]],
+            await ctx.rewrite({**ev, "text": plain_text(parts), "words": [w for p in parts for w in p["words"]],
                                          "redacted": True})
 
     # -- utterance-level classifiers -----------------------------------------------------------------------
-    async def on_utterance(self, session: LiveSession, utt: Utterance) -> None:
+    async def on_utterance(self, ctx: StageContext, utt: Utterance) -> None:
         from intelligence.escalation import UtteranceAffect
         from intelligence.fusion import TextAffect
 
         self._utterance_segments[utt.segment_id] = [s.segment_id for s in utt.segments]
         if self.engine is not None:
-            await self._publish_findings(session, await self._engine_call(self.engine.on_transcript, utt.to_event()))
+            await self._publish_findings(ctx, await self._engine_call(self.engine.on_transcript, utt.to_event()))
         text = utt.text
-        language = utt.language or session.config.language
-        pcm = session.recent_audio[utt.channel].span(utt.start_s, utt.end_s)
+        language = utt.language or ctx.config.language
+        pcm = ctx.audio_span(utt.channel, utt.start_s, utt.end_s)
         # Text and voice run at once on their own workers.
         text_job = self.res.classify_utterance_text(text, language)
         voice_job = self._classify_voice(utt.channel, pcm) if len(pcm) else _none()
         text_out, voice_res = await asyncio.gather(text_job, voice_job, return_exceptions=True)
         text_res = None
         if isinstance(text_out, Overloaded):
-            session.stats.enrichment_errors += 1
+            ctx.count_error()
         elif isinstance(text_out, BaseException):
             raise text_out
         else:
             text_res = text_out
         if isinstance(voice_res, Overloaded):
-            session.stats.enrichment_errors += 1
+            ctx.count_error()
             voice_res = None
         elif isinstance(voice_res, BaseException):
             raise voice_res
@@ -308,7 +307,7 @@ class SessionEnricher:
         if text_res is not None:
             for task, (label, score) in text_res.summary().items():
                 model = text_res.models.get(task, names.get(task, task))  # e.g. the Chinese sentiment student
-                annotations.append(Annotation(session.session_id, utt.segment_id, utt.channel, task, label,
+                annotations.append(Annotation(ctx.session_id, utt.segment_id, utt.channel, task, label,
                                               float(score), model, dict(base)))
             if text_res.sentiment is not None:
                 emo = text_res.emotion
@@ -318,21 +317,21 @@ class SessionEnricher:
                     emotion_score=float(emo.category_score) if emo is not None else 1.0,
                 )
         if voice_res is not None:
-            ann = voice_res.to_annotation(session.session_id, utt.segment_id, utt.channel)
+            ann = voice_res.to_annotation(ctx.session_id, utt.segment_id, utt.channel)
             annotations.append(replace(ann, extra={**ann.extra, **base}))
         for ann in annotations:
-            await session.emit(ann)
+            await ctx.publish(ann)
             findings = await self._engine_call(self.engine.on_annotation, ann) if self.engine else []
-            await self._publish_findings(session, findings)
+            await self._publish_findings(ctx, findings)
         update = self.escalation.observe(UtteranceAffect(
             utt.segment_id, utt.speaker, utt.channel, utt.start_s, utt.end_s, text_affect,
             voice_res.to_cue() if voice_res is not None else None,
         ))
         mood = update.mood
-        await session.emit(Mood(mood.speaker, utt.channel, utt.segment_id, utt.end_s, round(update.fused.valence, 3),
+        await ctx.publish(Mood(mood.speaker, utt.channel, utt.segment_id, utt.end_s, round(update.fused.valence, 3),
                                 update.fused.emotion, round(mood.rolling_valence, 3), mood.state))
         for alert in update.alerts:
-            await self._out(session, alert.to_dict())
+            await self._out(ctx, alert.to_dict())
 
     async def _classify_voice(self, channel: int, pcm: Any) -> Any:
         stats = self._voice_stats.get(channel)
@@ -340,54 +339,54 @@ class SessionEnricher:
             stats = self._voice_stats[channel] = self.res._voice.new_call_stats()
         return await self.res.classify_voice(pcm, stats)
 
-    async def on_resume(self, session: LiveSession) -> None:
+    async def on_resume(self, ctx: StageContext) -> None:
         """A session taken over from a worker that died: feed the rules what was said before (the utterances and
         annotations it published, in order) so that rule windows and end-of-call checks see the whole call, and
         publish any finding those events raise that the old worker had not published yet (the others are known
         by rule, kind, evidence and time, and are not raised twice)."""
         if self.engine is None:
             return
-        published = {_finding_key(ev) for ev in session.history if ev.get("type") == "finding"}
+        published = {_finding_key(ev) for ev in ctx.history if ev.get("type") == "finding"}
         missed: list[Finding] = []
-        for ev in session.history:
+        for ev in ctx.history:
             if ev.get("type") == "utterance":
                 self._utterance_segments[ev["segment_id"]] = list(ev.get("segment_ids", ()))
                 found = await self._engine_call(self.engine.on_transcript, TranscriptEvent.from_dict(ev))
             elif ev.get("type") == "annotation":
                 found = await self._engine_call(self.engine.on_annotation, Annotation(
-                    session.session_id, ev["segment_id"], int(ev.get("channel", 0)), ev["task"], ev["label"],
+                    ctx.session_id, ev["segment_id"], int(ev.get("channel", 0)), ev["task"], ev["label"],
                     float(ev.get("score", 0.0)), ev.get("model", ""), dict(ev.get("extra") or {})))
             else:
                 continue
             missed += [f for f in found if _finding_key(f.to_dict()) not in published]
-        await self._publish_findings(session, missed)
+        await self._publish_findings(ctx, missed)
 
-    async def finish(self, session: LiveSession) -> None:
+    async def finish(self, ctx: StageContext) -> None:
         """End of call: resolve absent-disclosure rules, score the call, open tickets for violations."""
         if self.engine is None:
             return
         findings = await self._engine_call(self.engine.finish, None)
-        await self._publish_findings(session, findings)
+        await self._publish_findings(ctx, findings)
         from intelligence.compliance.scorecard import build_scorecard
 
         all_findings = list(self.engine.findings)
-        card = build_scorecard(self.engine.packs, all_findings, session_id=session.session_id,
+        card = build_scorecard(self.engine.packs, all_findings, session_id=ctx.session_id,
                                language=self.engine.language)
-        forms = await self._fill_forms(session)
+        forms = await self._fill_forms(ctx)
         if forms:
             card = replace(card, forms=tuple(forms))
-        await self._out(session, card.to_dict())
+        await self._out(ctx, card.to_dict())
         if self.res.tickets is None:
             return
         for f in all_findings:
             if f.severity not in (Severity.HIGH, Severity.MEDIUM):
                 continue
             ticket = await asyncio.to_thread(self.res.tickets.create_from_finding, f,
-                                             tenant_id=session.config.tenant_id,
-                                             agent=session.metadata.get("agent") or None)
-            await self._out(session, {"type": "ticket", **ticket.to_dict()})
+                                             tenant_id=ctx.config.tenant_id,
+                                             agent=ctx.metadata.get("agent") or None)
+            await self._out(ctx, {"type": "ticket", **ticket.to_dict()})
 
-    async def _fill_forms(self, session: LiveSession) -> list[Any]:
+    async def _fill_forms(self, ctx: StageContext) -> list[Any]:
         """Fill in the QA forms that apply to this call: detectors in a worker thread, then the optional LLM
         (httpx.AsyncClient, bounded by llm_timeout_s) for the questions they leave. Never raises."""
         from intelligence.compliance.forms import CallEvidence, complete_form, draft_forms, transcript_lines
@@ -409,8 +408,8 @@ class SessionEnricher:
                 results.append(complete_form(d, batch))
             return results
         except Exception as exc:  # noqa: BLE001 - forms are an extra: the scorecard goes out without them
-            session.stats.enrichment_errors += 1
-            log.warning("QA forms could not be filled in for session %s: %s", session.session_id,
+            ctx.count_error()
+            log.warning("QA forms could not be filled in for session %s: %s", ctx.session_id,
                         type(exc).__name__)
             return []
 
@@ -451,20 +450,20 @@ def enricher_factories(settings: HarkenSettings, app_state: Any = None,
     if app_state is not None:
         app_state.extras["enrichment"] = res
 
-    def make(session: LiveSession) -> SessionEnricher:
+    def make(ctx: StageContext) -> SessionEnricher:
         engine = None
         if settings.compliance:
             from intelligence.compliance.engine import ComplianceEngine
 
-            packs = res.packs_for(session.config.policy_packs)
-            names = session.config.channel_names
+            packs = res.packs_for(ctx.config.policy_packs)
+            names = ctx.config.channel_names
             roles_known = {"agent", "customer"} <= set(names)
             # a single mixed channel (an in-room 双录 recording, a meeting) has no known roles: the engine then
             # infers turns from pauses and skips rules that need to know who spoke
             roles = dict(enumerate(names)) if roles_known else {i: "agent" for i in range(len(names))}
-            engine = ComplianceEngine(packs, session_id=session.session_id, language=session.config.language,
+            engine = ComplianceEngine(packs, session_id=ctx.session_id, language=ctx.config.language,
                                       channel_roles=roles, normalizer=res.normalizer(), roles_known=roles_known)
-        return SessionEnricher(session, res, engine)
+        return SessionEnricher(ctx, res, engine)
 
     return [make, *tail]
 

@@ -33,16 +33,17 @@ class MinutesStage:
     def __init__(self, llm: Any = None) -> None:
         self.llm = llm
 
-    async def on_final(self, session: Any, event: Any) -> None:
+    async def on_final(self, ctx: Any, event: Any) -> None:
         return None
 
-    async def on_utterance(self, session: Any, utterance: Any) -> None:
+    async def on_utterance(self, ctx: Any, utterance: Any) -> None:
         return None
 
-    async def finish(self, session: Any) -> None:
-        history = list(session.history)
-        minutes = await asyncio.to_thread(minutes_of, history, session.config.language, self.llm)
-        await session.emit(minutes_event(minutes, final=True))
+    async def finish(self, ctx: Any) -> None:
+        """`ctx`: the session's `pipelines.session.StageContext`."""
+        history = list(ctx.history)
+        minutes = await asyncio.to_thread(minutes_of, history, ctx.config.language, self.llm)
+        await ctx.publish(minutes_event(minutes, final=True))
 
 
 def minutes_factory(settings: Any) -> Callable[[Any], MinutesStage]:
@@ -50,4 +51,4 @@ def minutes_factory(settings: Any) -> Callable[[Any], MinutesStage]:
     from intelligence.llm import client_from_settings
 
     llm = client_from_settings(settings)
-    return lambda session: MinutesStage(llm)
+    return lambda ctx: MinutesStage(llm)

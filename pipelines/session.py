@@ -22,9 +22,10 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -111,18 +112,67 @@ class Utterance:
         return d
 
 
+class StageContext:
+    """What an enrichment stage sees of its session and may do to it, and nothing else: the session's id, config,
+    metadata and durable events so far (read-only), a span of a channel's recent audio; and its outbox: publish
+    an event, rewrite a published one (redaction), mute a span of the recording, count an error. A stage never
+    holds the session itself."""
+
+    def __init__(self, session: LiveSession) -> None:
+        self._session = session
+        self.session_id = session.session_id
+        self.config = session.config
+        self.history: Sequence[dict[str, Any]] = _ReadOnlyList(session.history_ref)
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        return MappingProxyType(self._session.metadata)
+
+    def audio_span(self, channel: int, start_s: float, end_s: float) -> np.ndarray:
+        """The channel's 16 kHz audio between two session times, as far as the last 60 s still hold it."""
+        return self._session.recent_audio[channel].span(start_s, end_s)
+
+    async def publish(self, event: SessionEvent | dict[str, Any]) -> None:
+        await self._session.emit(event)
+
+    async def rewrite(self, event: dict[str, Any]) -> None:
+        await self._session.rewrite_event(event)
+
+    def mute(self, start_s: float, end_s: float) -> None:
+        """Silence a span of the stored recording (spoken card data); nothing when audio is not kept."""
+        if self._session.recorder is not None:
+            self._session.recorder.mute(start_s, end_s)
+
+    def count_error(self) -> None:
+        self._session.stats.enrichment_errors += 1
+
+
+class _ReadOnlyList(Sequence):
+    """A live, read-only view of a list (the session's history grows; a stage reads it, never edits it)."""
+
+    def __init__(self, ref: Callable[[], list[dict[str, Any]]]) -> None:
+        self._ref = ref
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self._ref()[i]
+
+    def __len__(self) -> int:
+        return len(self._ref())
+
+
 class Enricher(Protocol):
-    """A per-session stage that reacts to captions (classifiers, compliance, alerts).
+    """A per-session stage that reacts to captions (classifiers, compliance, alerts, minutes).
 
     Called in caption order from the session's enrichment task (never from a channel's decode task, so a slow
-    classifier delays no caption); must not block the loop (model work goes to executors)."""
+    classifier delays no caption), with the session's `StageContext`; must not block the loop (model work goes
+    to executors)."""
 
-    async def on_final(self, session: LiveSession, event: TranscriptEvent) -> None: ...
-    async def on_utterance(self, session: LiveSession, utterance: Utterance) -> None: ...
-    async def finish(self, session: LiveSession) -> None: ...
+    async def on_final(self, ctx: StageContext, event: TranscriptEvent) -> None: ...
+    async def on_utterance(self, ctx: StageContext, utterance: Utterance) -> None: ...
+    async def finish(self, ctx: StageContext) -> None: ...
 
 
-EnricherFactory = Callable[["LiveSession"], Enricher]
+EnricherFactory = Callable[[StageContext], Enricher]
 
 
 @dataclass
@@ -222,7 +272,8 @@ class LiveSession:
             LiveDiarizer(manager.speaker_encoder, max_speakers=config.max_speakers) if config.diarized else None
         )
         self._unrevised: dict[str, tuple[float, float, str]] = {}  # finals whose speaker may still be revised
-        self.enrichers: list[Enricher] = [f(self) for f in manager.enricher_factories]
+        self.stage_context = StageContext(self)
+        self.enrichers: list[Enricher] = [f(self.stage_context) for f in manager.enricher_factories]
         # the enrichment stage's input (see _to_enrichment): bounded; a full queue holds the channel back
         self._enrich_q: asyncio.Queue = asyncio.Queue(maxsize=ENRICHMENT_QUEUE)
         self._enrich_task: asyncio.Task | None = None
@@ -272,6 +323,10 @@ class LiveSession:
     def update_metadata(self, data: dict[str, Any]) -> None:
         self.metadata.update(data)
         self.manager.sink.update_session(self.session_id, metadata=dict(self.metadata))
+
+    def history_ref(self) -> list[dict[str, Any]]:
+        """The current history list (rewrite_event replaces entries, never the list)."""
+        return self.history
 
     # -- output --------------------------------------------------------------------------------------------
     def subscribe(self) -> tuple[list[dict[str, Any]], Subscriber]:
@@ -385,9 +440,9 @@ class LiveSession:
                 kind, payload = item
                 for enricher in self.enrichers:
                     if kind == "final":
-                        await self._safely(enricher.on_final(self, payload))
+                        await self._safely(enricher.on_final(self.stage_context, payload))
                     else:
-                        await self._safely(enricher.on_utterance(self, payload))
+                        await self._safely(enricher.on_utterance(self.stage_context, payload))
             finally:
                 self._enrich_q.task_done()
 
@@ -589,7 +644,7 @@ class LiveSession:
             await self._enrich_q.put(_EOS)
             await asyncio.gather(self._enrich_task, return_exceptions=True)
         for enricher in self.enrichers:
-            await self._safely(enricher.finish(self))
+            await self._safely(enricher.finish(self.stage_context))
         for ct in self.transcribers:
             self.stats.decodes += ct.decodes
             self.stats.discarded_hypotheses += ct.discarded_hypotheses
@@ -749,7 +804,7 @@ class SessionManager:
             for enricher in session.enrichers:  # rebuild their state from what was said before the takeover
                 on_resume = getattr(enricher, "on_resume", None)
                 if on_resume is not None:
-                    await session._safely(on_resume(session))
+                    await session._safely(on_resume(session.stage_context))
         return session
 
     def get(self, session_id: str) -> LiveSession | None:

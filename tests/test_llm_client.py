@@ -12,7 +12,6 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -297,15 +296,25 @@ def test_forms_answered_by_llm_and_detectors(llm_server, fake, engines) -> None:
 
 
 class _StubSession:
-    """What SessionEnricher.finish uses of a LiveSession: its id, emit, and stats."""
+    """What SessionEnricher.finish uses of its StageContext: the session id, config, history, publish, errors."""
 
     def __init__(self, session_id: str) -> None:
-        self.session_id = session_id
-        self.emitted: list[dict[str, Any]] = []
-        self.stats = SimpleNamespace(enrichment_errors=0)
+        from pipelines.config import SessionConfig
 
-    async def emit(self, event: dict[str, Any]) -> None:
-        self.emitted.append(event)
+        self.session_id = session_id
+        self.config = SessionConfig(session_id=session_id)
+        self.metadata: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []
+        self.emitted: list[dict[str, Any]] = []
+        self.errors = 0
+
+    async def publish(self, event: Any) -> None:
+        from intelligence.events import to_json
+
+        self.emitted.append(to_json(event))
+
+    def count_error(self) -> None:
+        self.errors += 1
 
 
 async def _finish_live(shared_data, settings) -> tuple[dict[str, Any], float]:
@@ -321,7 +330,7 @@ async def _finish_live(shared_data, settings) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
     await enricher.finish(session)  # type: ignore[arg-type]
     took_s = time.monotonic() - started
-    assert session.stats.enrichment_errors == 0
+    assert session.errors == 0
     return next(e for e in session.emitted if e["type"] == "scorecard"), took_s
 
 
