@@ -30,7 +30,11 @@ class Denoiser(Protocol):
 @dataclass(frozen=True)
 class StreamingParams:
     """Decode scheduling. `step_s`: least new audio between two decodes of an utterance (the executor may make
-    it longer under load). `max_buffer_s`: longest audio one decode sees before the committed head is trimmed."""
+    it longer under load). `max_buffer_s`: longest audio one decode sees before the committed head is trimmed.
+
+    These defaults are the plain policy (each refinement off), for experiments and tests; the service's
+    defaults, each with the measurement behind it, live in one place: `HarkenSettings` (pipelines/settings.py),
+    turned into these by `pipelines.runtime.streaming_params`."""
 
     step_s: float = 0.6
     min_decode_s: float = 0.4
