@@ -150,7 +150,11 @@ class GatewaySessions:
         config = replace(config, session_id=session_id)
         # the record first: a subscriber on any gateway may ask for the session as soon as its id is out
         await self.sink.create_session(session_id, config, self.model_name)
-        await self.cluster.place(session_id, config, worker.worker_id)
+        try:
+            await self.cluster.place(session_id, config, worker.worker_id)
+        except Exception:  # Redis away: the record must not stay "live" for a call that never started
+            self.sink.update_session(session_id, status="ended", end_reason="placement_failed", ended_at=time.time())
+            raise
         session = RemoteSession(self, config, session_id, worker.worker_id)
         self.sessions[session_id] = session
         log.info("session %s placed on worker %s", session_id, worker.worker_id)

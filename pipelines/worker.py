@@ -202,8 +202,9 @@ class ClusterWorker:
         store = self.manager.sink.store
         stored = await asyncio.to_thread(store.events, sid)
         streamed = await self._streamed_events(sid)
-        by_seq = {ev["seq"]: ev for ev in streamed}
-        for ev in stored:
+        # the store's copy first: it holds the rewrites (card data redacted after the caption was streamed)
+        by_seq = {ev["seq"]: ev for ev in stored}
+        for ev in streamed:
             by_seq.setdefault(ev["seq"], ev)
         events = [by_seq[s] for s in sorted(by_seq)]
         have_stored = {ev["seq"] for ev in stored}
