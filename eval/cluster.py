@@ -366,13 +366,13 @@ class Fault:
 
 def run_cluster_eval(*, workers: int = 2, gateways: int = 2, sessions: int = 4, faults: list[Fault] | None = None,
                      max_channels: int = 4, max_call_s: float | None = None, database: str = "postgres",
-                     env: dict[str, str] | None = None, waves: int = 1) -> dict[str, Any]:
+                     env: dict[str, str] | None = None, waves: int = 1, keep_files: bool = False) -> dict[str, Any]:
     """`waves` rounds of `sessions` concurrent calls, back to back; the faults happen in the first. A worker
     killed there is started again (same id) before the next round, as an orchestrator would. Each process's
     resident memory is sampled after every round (a flat line means no leak per call)."""
     calls = load_calls(sessions, max_s=max_call_s)
     with LocalCluster(workers=workers, gateways=gateways, max_channels=max_channels, database=database,
-                      env=env or {}) as cluster:
+                      env=env or {}, keep_files=keep_files) as cluster:
         runs: list[SessionRun] = []
         stored: dict[str, list[dict[str, Any]]] = {}
         happened: list[dict[str, Any]] = []

@@ -29,6 +29,8 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--waves", type=int, default=1,
                    help="rounds of --sessions calls back to back (faults in the first; memory sampled after each)")
     p.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
+    p.add_argument("--keep-files", action="store_true",
+                   help="keep each process's log and data directory (their path is logged at the end)")
     p.add_argument("--classifiers", action="store_true",
                    help="run the intent/emotion classifiers on the workers too (off: captions and compliance)")
     p.set_defaults(func=_eval)
@@ -55,7 +57,8 @@ def _eval(args: argparse.Namespace) -> int:
     env = {} if args.classifiers else {"HARKEN_CLASSIFIERS": "false"}
     report = run_cluster_eval(workers=args.workers, gateways=args.gateways, sessions=args.sessions,
                               faults=faults, max_channels=args.max_channels,
-                              max_call_s=args.max_call_s, database=args.database, env=env, waves=args.waves)
+                              max_call_s=args.max_call_s, database=args.database, env=env, waves=args.waves,
+                              keep_files=args.keep_files)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     summary = {k: v for k, v in report.items() if k != "per_session"}
