@@ -15,7 +15,6 @@ import os
 import pwd
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from eval.broker_bench import free_port
 
 if TYPE_CHECKING:
     import psycopg
@@ -60,12 +61,6 @@ def _run_as() -> tuple[list[str], str | None] | None:
                 return ["runuser", "-u", user, "--"], user
             return ["su", user, "-s", "/bin/sh", "-c"], user
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -178,7 +173,7 @@ def start_postgres() -> PostgresServer:
     root = Path(tempfile.mkdtemp(prefix="harken-pg-"))
     if user is not None:
         shutil.chown(root, user=user)
-    server = PostgresServer(bin_dir, root, _free_port(), prefix)
+    server = PostgresServer(bin_dir, root, free_port(), prefix)
     try:
         server.init()
         for attempt in range(3):
@@ -189,7 +184,7 @@ def start_postgres() -> PostgresServer:
                 # the free port we picked may have been taken before the server bound it: try another
                 if attempt == 2 or "could not bind" not in server.log_tail():
                     raise
-                server.port = _free_port()
+                server.port = free_port()
     except BaseException:
         server.close()
         raise
