@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -45,6 +46,21 @@ def _wall_row(session: Any, now: float) -> dict[str, Any]:
         "open_alerts": len(alerts), "alerts_total": len(alerts),
         "last_alert": alerts[-1].get("message") if alerts else None,
     }
+
+
+def _wall_rows_from_store(store: Any, p: Any, now: float, limit: int = 500) -> list[dict[str, Any]]:
+    """The live wall of a cluster gateway: every live session of the caller's tenant from the shared store, with
+    its moods and alerts so far (blocking: call in a worker thread)."""
+    rows = []
+    for row in store.list_sessions(limit=limit, status="live", tenant_id=p.tenant_id):
+        if not p.sees_session(row.tenant_id, row.metadata):
+            continue
+        view = SimpleNamespace(session_id=row.id, started_at=row.created_at, metadata=row.metadata or {},
+                               history=store.events(row.id, ("mood", "alert")),
+                               config=SimpleNamespace(channel_names=row.channel_names, language=row.language,
+                                                      source=row.source))
+        rows.append(_wall_row(view, now))
+    return rows
 
 
 def _audio_file(state: Any, session_id: str) -> Path | None:
@@ -110,8 +126,11 @@ def build_router() -> APIRouter:
         """Sessions in progress in the caller's tenant: duration, channels, mood state, alerts so far."""
         state = request.app.state.harken
         now = time.time()
-        rows = [_wall_row(s, now) for s in list(state.manager.sessions.values())
-                if p.sees_session(s.config.tenant_id, s.metadata)]
+        if state.settings.role == "gateway":  # the calls run on workers: the shared store has them all
+            rows = await asyncio.to_thread(_wall_rows_from_store, state.store, p, now)
+        else:
+            rows = [_wall_row(s, now) for s in list(state.manager.sessions.values())
+                    if p.sees_session(s.config.tenant_id, s.metadata)]
         rows.sort(key=lambda r: r["created_at"], reverse=True)
         return {"server_time": now, "sessions": rows}
 

@@ -132,8 +132,13 @@ def test_a_twilio_call_through_a_gateway_runs_on_a_worker_and_survives_its_death
             state = ClusterState(aioredis.from_url(cluster.redis_url))
             peer = asyncio.create_task(peers.twilio_streamdouble(
                 gw.base.replace("http://", "ws://") + "/v1/taps/twilio", call, speed=1.0, dtmf="5", dtmf_at_s=8.0))
-            await asyncio.sleep(18.0)
+            await asyncio.sleep(10.0)
             ((sid, victim, _),) = await state.live_sessions()
+            async with httpx.AsyncClient(base_url=gw.base, timeout=30) as client:
+                wall = (await client.get("/v1/live")).json()["sessions"]  # the gateway's wall shows the call
+            assert [(r["id"], r["channel_names"], r["source"]) for r in wall] == [(sid, ["agent", "customer"],
+                                                                                  "twilio")]
+            await asyncio.sleep(8.0)
             await asyncio.to_thread(cluster.kill, victim)
             placed = await peer
             await state.redis.aclose()
