@@ -36,6 +36,7 @@ from pipelines.session import LiveSession, SessionManager
 log = logging.getLogger(__name__)
 
 AUDIO_TRIM_EVERY = 50  # audio entries read between two trims of what is already captioned
+MAX_TRIM_BACKLOG = 20_000  # entries remembered for trimming (about 3 min of 20 ms frames on two channels)
 
 
 def default_worker_id() -> str:
@@ -286,6 +287,10 @@ class ClusterWorker:
             if len(offsets) >= AUDIO_TRIM_EVERY:
                 with contextlib.suppress(*RETRYABLE):  # trimming is housekeeping: the next round tries again
                     await self._trim(session, offsets)
+                if len(offsets) > MAX_TRIM_BACKLOG:
+                    # a channel that never speaks holds trimming back: stop tracking the oldest entries (the stream
+                    # itself still expires audio_ttl_s after its last write), so this list stays bounded
+                    del offsets[: len(offsets) // 2]
 
     @staticmethod
     async def _feed(session: LiveSession, pcm: bytes, first: int, skip: list[int]) -> None:
