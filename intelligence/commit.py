@@ -104,6 +104,21 @@ def _hold_open_number(committed: list[Word], rest: list[Word]) -> int:
     return n
 
 
+def _join_digit_groups(keys: list[str]) -> tuple[list[str], list[int]]:
+    """Word keys with each run of digit groups joined into one ("19", "74" -> "1974"), and how many words each
+    joined key stands for."""
+    out: list[str] = []
+    sizes: list[int] = []
+    for key in keys:
+        if key.isdigit() and out and out[-1].isdigit():
+            out[-1] += key
+            sizes[-1] += 1
+        else:
+            out.append(key)
+            sizes.append(1)
+    return out, sizes
+
+
 def _units(words: list[Word]) -> list[tuple[str, int, int]]:
     """(key, first word index, last word index): a run of number words is one unit with key '#'."""
     units: list[tuple[str, int, int]] = []
@@ -170,12 +185,14 @@ class LocalAgreement:
 
     def _new_words(self, hypothesis: list[Word]) -> list[Word]:
         new = [w for w in hypothesis if w.start_s > self.committed_end_s - self.tolerance_s]
-        # A re-decode may repeat the last committed words with slightly shifted times: drop that overlap.
+        # A re-decode may repeat the last committed words with slightly shifted times: drop that overlap. Digit
+        # groups are compared joined, as Whisper regroups them between decodes ("1974." then "19" "74.").
         if new and self._committed_tail and abs(new[0].start_s - self.committed_end_s) < 1.0:
-            keys = [normalize_token(w.text) for w in new]
-            for n in range(min(5, len(self._committed_tail), len(keys)), 0, -1):
-                if self._committed_tail[-n:] == keys[:n]:
-                    new = new[n:]
+            keys, sizes = _join_digit_groups([normalize_token(w.text) for w in new])
+            tail, _ = _join_digit_groups(self._committed_tail)
+            for n in range(min(5, len(tail), len(keys)), 0, -1):
+                if tail[-n:] == keys[:n]:
+                    new = new[sum(sizes[:n]):]
                     break
         echoes = find_echoes(self._committed_words, new) if new else set()
         if echoes:

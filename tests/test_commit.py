@@ -166,3 +166,15 @@ def test_echo_needs_two_content_words_and_a_whole_span():
     # numbers written differently still match: "the 8th of May" echoed as "the eighth of May"
     ctx = words("born on the 8th of May", dur=0.3)
     assert find_echoes(ctx, words("the eighth of May", start=1.9, dur=0.05)) == {0, 1, 2, 3}
+
+
+def test_a_number_regrouped_by_the_tail_decode_is_not_committed_twice():
+    # seen under load on a SIPREC call: a final decode committed "1974." too early, the decode of the utterance's
+    # unheard tail heard it again as "19" "74." (digit groups regrouped), and both went out as finals
+    la = LocalAgreement()
+    la.flush([Word("the", 11.75, 11.89), Word("12th", 11.89, 12.29), Word("of", 12.29, 12.33),
+              Word("March", 12.33, 12.77), Word("1974.", 12.77, 13.52)])
+    again = la.flush([Word("19", 13.47, 13.69), Word("74.", 13.69, 14.49)])
+    assert again == []
+    # a different number said next is new speech, kept whole
+    assert [w.text for w in la.flush([Word("47", 14.6, 14.9), Word("192,", 14.9, 15.3)])] == ["47", "192,"]
