@@ -218,6 +218,7 @@ class LocalAgreement:
         min_probability: float = 0.0,
         sure_until_s: float | None = None,
         sure_probability: float = 1.1,
+        settled_until_s: float | None = None,
     ) -> tuple[list[Word], list[Word]]:
         """Commit the prefix on which this hypothesis and the previous one agree.
 
@@ -225,11 +226,16 @@ class LocalAgreement:
         either decode gave a probability under `min_probability` must also end before `unsure_until_s`: an
         unsure word waits for more context instead of being committed on two short, alike guesses. A word this
         decode is sure of (`sure_probability`) that ends before `sure_until_s` commits without waiting for a
-        second decode.
+        second decode. A word ending before `settled_until_s` commits as this decode has it, agreed or not: a
+        word the decodes keep changing (a name, a mumble) would otherwise hold back every word after it until
+        the utterance ends, and the latest decode, with the most audio after the word, is the best guess.
         """
         new = self._new_words(hypothesis)
         committed: list[Word] = []
         for i, word in enumerate(new):
+            if settled_until_s is not None and word.end_s <= settled_until_s:
+                committed.append(word)
+                continue
             if commit_until_s is not None and word.end_s > commit_until_s:
                 break
             previous = self._previous[i] if i < len(self._previous) else None

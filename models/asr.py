@@ -3,12 +3,15 @@
 Streaming re-decodes a growing buffer of at most ~15 s many times a second across sessions, so the cost of one
 decode is what matters. The Whisper encoder always sees a padded window; CTranslate2 accepts windows shorter than
 the usual 30 s, and a 10-15 s window decodes short buffers 2-3x faster with nearly the same WER (measured in
-../shared/MODELS.md and by `harken eval asr`, which compares against a plain 30 s offline decode). We therefore call
+../shared/MODELS.md and by `harken eval asr`, which compares against a plain 30 s offline decode); 7 s windows for
+buffers up to 6.5 s cut a stream's decode time by another 20 % (WER +2 %; 5-6 s windows: +15 %). We therefore call
 the model's encoder / generate / align steps directly rather than `WhisperModel.transcribe`, which always pads to
 30 s. Whole-file offline decoding (the `offline_wer` baseline) still uses `transcribe`.
 
 Batching across sessions: on this CPU, a batch of 4 windows costs about 4x one window (measured 2026-11-26:
-0.53 vs 0.55 s a clip at 15 s), so the executor batches only to amortise queueing, and the backend loops.
+0.53 vs 0.55 s a clip at 15 s; again 2026-12-06 at 10 s, one thread: encode 72 ms alone, 85 ms an item in a batch
+of 4; generate 45 ms alone, 39 ms an item in 4, 32 ms in 8), so the executor does not batch, and the backend loops.
+On a GPU, batches pay; there the executor runs several decodes on one model at once instead.
 """
 
 from __future__ import annotations
@@ -127,8 +130,13 @@ class WhisperBackend:
         num_workers: int = 1,
         pad_audio: str = "complete",
         final_beam_size: int | None = None,
+        windows_s: tuple[float, ...] = WINDOWS_S,
     ) -> None:
         from faster_whisper import WhisperModel  # lazy: keep import-time light
+
+        if not windows_s or sorted(windows_s) != list(windows_s) or windows_s[-1] > 30 or windows_s[0] < 2:
+            raise ValueError(f"encoder windows must be ascending seconds between 2 and 30, got {windows_s}")
+        self.windows_s = tuple(windows_s)
 
         self.model_name = model_name
         self.device = device
@@ -159,13 +167,14 @@ class WhisperBackend:
             self._tokenizers[language] = tok
         return tok
 
-    @staticmethod
-    def window_frames(num_samples: int) -> int:
+    def window_frames(self, num_samples: int) -> int:
+        """Encoder frames (100 a second) of the shortest window that holds `num_samples` with 0.5 s to spare."""
+        windows = self.windows_s
         duration_s = num_samples / SAMPLE_RATE_HZ
-        for w in WINDOWS_S:
+        for w in windows:
             if duration_s <= w - 0.5:
-                return w * 100
-        return WINDOWS_S[-1] * 100
+                return int(round(w * 100))
+        return int(round(windows[-1] * 100))
 
     def _detect(self, encoder_output) -> tuple[str, dict[str, float]]:
         """Pick en or zh (the product's languages) from Whisper's language-ID head."""

@@ -49,12 +49,14 @@ def pull_model(name: str, models_dir: Path) -> Path:
 
 def load_asr(name: str, models_dir: Path, *, compute_type: str = "int8", device: str = "cpu",
              cpu_threads: int = 2, beam_size: int = 1, num_workers: int = 1,
-             final_beam_size: int | None = None) -> WhisperBackend:
+             final_beam_size: int | None = None,
+             windows_s: tuple[float, ...] | None = None) -> WhisperBackend:
     model_dir = resolve_model_dir(name, models_dir)
     label = f"whisper-{name}" if name in PACKAGED_MODEL_NAMES else f"whisper:{name}"
     return WhisperBackend(model_dir, model_name=label, compute_type=compute_type, device=device,
                           cpu_threads=cpu_threads, beam_size=beam_size, num_workers=num_workers,
-                          final_beam_size=final_beam_size)
+                          final_beam_size=final_beam_size,
+                          **({"windows_s": windows_s} if windows_s is not None else {}))
 
 
 # -- Pluggable Mandarin backends (issue 11) --------------------------------------------------------------------

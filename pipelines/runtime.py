@@ -43,6 +43,8 @@ def streaming_params(settings: HarkenSettings) -> StreamingParams:
         unsure_right_context_s=settings.unsure_right_context_s,
         sure_probability=settings.sure_probability,
         sure_right_context_s=settings.sure_right_context_s,
+        settle_right_context_s=settings.settle_right_context_s,
+        commit_by_language=settings.commit_by_language,
         left_context_s=settings.left_context_s,
         tail_redecode_s=settings.tail_redecode_s,
         carry_prompt_languages=frozenset(x.strip() for x in settings.carry_prompt_languages.split(",") if x.strip()),
@@ -68,6 +70,7 @@ def executor_factory(settings: HarkenSettings):
             settings.asr_model, settings.data_dir / "models", compute_type=settings.asr_compute_type,
             device=settings.asr_device, cpu_threads=settings.asr_threads, beam_size=settings.asr_beam_size,
             num_workers=settings.asr_workers, final_beam_size=settings.asr_final_beam_size,
+            windows_s=settings.asr_windows_s,
         )
         if settings.asr_zh_backend:
             # Chinese to a Mandarin-native model, everything else (and language detection) to Whisper

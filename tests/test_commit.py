@@ -178,3 +178,33 @@ def test_a_number_regrouped_by_the_tail_decode_is_not_committed_twice():
     assert again == []
     # a different number said next is new speech, kept whole
     assert [w.text for w in la.flush([Word("47", 14.6, 14.9), Word("192,", 14.9, 15.3)])] == ["47", "192,"]
+
+
+def test_a_word_the_decodes_keep_changing_settles_once_well_heard():
+    la = LocalAgreement()
+    # "type" / "tights" / "tape": never agreed, so without a settle rule every later word waits behind it
+    la.update(words("the type of this"), commit_until_s=1.2 - 0.4)
+    committed, _ = la.update(words("the tights of this book"), commit_until_s=1.5 - 0.4)
+    assert [w.text for w in committed] == ["the"]
+    committed, tentative = la.update(words("the tape of this book may"), commit_until_s=2.4 - 0.4,
+                                     settled_until_s=2.4 - 1.2)
+    # "tape", "of" and "this" (ending by 1.2 s) had 1.2 s of audio after them: this decode's words commit;
+    # then "book" is agreed by both decodes as before, and "may" (heard once) waits
+    assert [w.text for w in committed] == ["tape", "of", "this", "book"]
+    assert [w.text for w in tentative] == ["may"]
+    committed, _ = la.update(words("the tape of this book may be"), commit_until_s=3.0 - 0.4)
+    assert [w.text for w in committed] == ["may"]
+
+
+def test_commit_rules_per_language_override_only_their_fields():
+    import pytest
+
+    from pipelines.channel import StreamingParams
+
+    params = StreamingParams(sure_probability=0.9, settle_right_context_s=0.0,
+                             commit_by_language={"en": {"sure_probability": 0.8, "settle_right_context_s": 2.0}})
+    en, zh = params.for_language("en"), params.for_language("zh")
+    assert (en.sure_probability, en.settle_right_context_s, en.step_s) == (0.8, 2.0, params.step_s)
+    assert zh is params
+    with pytest.raises(ValueError, match="not commit-rule fields"):
+        StreamingParams(commit_by_language={"en": {"step_s": 0.3}})
