@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-fast lint clean
+.PHONY: install run test test-fast lint clean compare-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -30,6 +30,12 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# WhisperLiveKit for `harken eval asr --compare whisperlivekit` (side by side on the same Whisper weights). Its
+# dependencies are installed explicitly: an unpinned torch would pull a multi-GB CUDA build.
+compare-deps: install
+	$(BIN)/pip install -q torch==2.13.0 tiktoken
+	$(BIN)/pip install -q --no-deps whisperlivekit==0.2.26
 
 lint: install
 	$(BIN)/ruff check .

@@ -19,6 +19,11 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fixed-decode-s", type=float, default=None,
                    help="replay: each decode advances the simulated clock by this much instead of its measured "
                         "time, so transcripts do not depend on machine load (code A/B comparisons)")
+    p.add_argument("--compare", choices=("whisperlivekit",), default=None,
+                   help="also stream the same clips through another system on the same Whisper weights, in the "
+                        "same run (key side_by_side; needs `make compare-deps`)")
+    p.add_argument("--compare-vac", action="store_true",
+                   help="keep WhisperLiveKit's voice-activity controller on (its Silero onset cuts first words)")
     _device_args(p)
     p.set_defaults(func=_asr)
 
@@ -27,7 +32,7 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--duration", type=float, default=45.0, help="seconds of audio per channel per level")
     # past what a 2-core CPU sustains, so the answer is a measured limit rather than the top level
-    p.add_argument("--max-channels", type=int, default=16)
+    p.add_argument("--max-channels", type=int, default=32)
     p.add_argument("--levels", default=None, help="comma-separated channel counts to try, e.g. 2,4,6")
     p.add_argument("--model", default=None)
     _device_args(p)
@@ -66,7 +71,7 @@ def _settings(model: str | None, args: argparse.Namespace | None = None):
 def _write(out: Path, result: dict) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    summary = {k: v for k, v in result.items() if k not in ("samples", "levels")}
+    summary = {k: v for k, v in result.items() if k not in ("samples", "levels", "side_by_side_samples")}
     print(json.dumps(summary, indent=2, ensure_ascii=False))
 
 
@@ -76,6 +81,23 @@ def _asr(args: argparse.Namespace) -> int:
     result = run_asr_eval(args.manifest, limit=args.limit, realtime=args.realtime, settings=_settings(args.model, args),
                           offline=not args.no_offline, offline_beam=args.offline_beam,
                           fixed_decode_s=args.fixed_decode_s)
+    if args.compare == "whisperlivekit":
+        from eval.side_by_side import run_whisperlivekit
+        from models.packaged_whisper import PACKAGED_MODEL_NAMES, packaged_model_dir
+
+        name = args.model or "base"
+        if name not in PACKAGED_MODEL_NAMES:
+            raise SystemExit(f"--compare runs on a packaged model ({', '.join(PACKAGED_MODEL_NAMES)}), not {name!r}")
+        other = run_whisperlivekit(args.manifest, limit=args.limit, model_dir=packaged_model_dir(name),
+                                   language=result["language"], vac=args.compare_vac)
+        result["side_by_side"] = {
+            "harken": {k: result.get(k) for k in ("wer", "offline_wer", "final_latency_s",
+                                                  "first_partial_latency_s", "rtf", "mode")},
+            "whisperlivekit": {**{k: v for k, v in other.items() if k != "samples"},
+                               "wer_ratio": round(other["wer"] / result["offline_wer"], 3)
+                               if result.get("offline_wer") else None},
+        }
+        result["side_by_side_samples"] = other["samples"]
     _write(args.out, result)
     return 0
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from eval.asr import load_manifest, pct, word_latencies
+from eval.asr import error_rate, load_manifest, pct, word_latencies
 from pipelines.audio_io import read_audio
 from pipelines.config import SessionConfig
 from pipelines.runtime import build_runtime
@@ -24,10 +25,19 @@ from pipelines.settings import HarkenSettings
 RATE_HZ = 16000
 
 
-def build_streams(manifest, n: int, duration_s: float) -> list[np.ndarray]:
+@dataclass(frozen=True)
+class Stream:
+    """One channel's audio and what is said in it: the texts of the clips that fit whole, with where each ends."""
+
+    pcm: np.ndarray
+    texts: tuple[str, ...]
+    text_ends_s: tuple[float, ...]
+
+
+def build_streams(manifest, n: int, duration_s: float) -> list[Stream]:
     """n different int16 16 kHz streams of about duration_s, from the manifest's clips (rotated per stream)."""
     clips = load_manifest(manifest)
-    audios = []
+    audios, texts = [], []
     for c in clips:
         a = read_audio(c.path).mono()
         pcm = a.samples[:, 0]
@@ -36,22 +46,43 @@ def build_streams(manifest, n: int, duration_s: float) -> list[np.ndarray]:
 
             pcm = soxr.resample(pcm, a.sample_rate_hz, RATE_HZ)
         audios.append(pcm.astype(np.int16))
+        texts.append(c.text)
         if sum(len(x) for x in audios) > duration_s * RATE_HZ * 3:
             break
     gap = np.zeros(int(0.7 * RATE_HZ), dtype=np.int16)
     streams = []
+    limit = int(duration_s * RATE_HZ)
     for i in range(n):
-        parts, total, j = [], 0, i * 3
-        while total < duration_s * RATE_HZ:
+        parts, said, ends, total, j = [], [], [], 0, i * 3
+        while total < limit:
             clip = audios[j % len(audios)]
             parts += [clip, gap]
-            total += len(clip) + len(gap)
+            total += len(clip)
+            if total <= limit:
+                said.append(texts[j % len(texts)])
+                ends.append(total / RATE_HZ)
+            total += len(gap)
             j += 1
-        streams.append(np.concatenate(parts)[: int(duration_s * RATE_HZ)])
+        streams.append(Stream(np.concatenate(parts)[:limit], tuple(said), tuple(ends)))
     return streams
 
 
-async def _run_level(manager, streams: list[np.ndarray], language: str) -> dict[str, Any]:
+def stream_wer(streams: list[Stream], events: list[list[dict]], language: str) -> float | None:
+    """WER of the finals over the clips that fit whole in each stream (words after the last of them are not
+    scored: that clip was cut by the stream's end)."""
+    refs, hyps = [], []
+    for stream, evs in zip(streams, events, strict=True):
+        if not stream.texts:
+            continue
+        until = stream.text_ends_s[-1] + 0.35
+        words = [w["text"] for ev in evs if ev.get("type") == "transcript" and ev.get("kind") == "final"
+                 for w in ev.get("words", []) if w["start_s"] < until]
+        refs.append(" ".join(stream.texts))
+        hyps.append(("" if language == "zh" else " ").join(w.strip() for w in words))
+    return round(error_rate(refs, hyps, language), 4) if refs else None
+
+
+async def _run_level(manager, streams: list[Stream], language: str) -> dict[str, Any]:
     sessions = []
     for i, _ in enumerate(streams):
         cfg = SessionConfig(source="capacity", language=language, sample_rate_hz=RATE_HZ,
@@ -70,7 +101,7 @@ async def _run_level(manager, streams: list[np.ndarray], language: str) -> dict[
             events[i].append({**ev, "wall_s": time.monotonic() - t0})
 
     async def feed(i: int) -> None:
-        pcm = streams[i]
+        pcm = streams[i].pcm
         step = int(RATE_HZ * 0.1)
         ct = sessions[i].transcribers[0]
         for k in range(0, len(pcm), step):
@@ -109,14 +140,17 @@ async def _run_level(manager, streams: list[np.ndarray], language: str) -> dict[
         "drain_s": round(drain_s, 2),
         "audio_dropped_s": round(dropped, 3),
         "words": len(lat),
+        # accuracy at this load (greedy decodes and shed context under load): the same clips alone score lower
+        "wer": stream_wer(streams, events, language),
     }
 
 
-def run_capacity(manifest, *, settings: HarkenSettings, duration_s: float = 45.0, max_channels: int = 16,
+def run_capacity(manifest, *, settings: HarkenSettings, duration_s: float = 45.0, max_channels: int = 32,
                  latency_limit_s: float = 3.0, language: str = "en", levels: list[int] | None = None) -> dict:
-    settings = settings.model_copy(update={"max_channels": max(max_channels, settings.max_channels)})
     levels = levels or [n for n in (1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 96, 128)
                         if n <= max_channels]
+    # admission control must not refuse the levels asked for
+    settings = settings.model_copy(update={"max_channels": max(max_channels, *levels, settings.max_channels)})
 
     async def run() -> dict[str, Any]:
         rt = build_runtime(settings)
@@ -133,7 +167,8 @@ def run_capacity(manifest, *, settings: HarkenSettings, duration_s: float = 45.0
                     and r["backlog_end_s"] < latency_limit_s and r["audio_dropped_s"] == 0
                 )
                 results.append(r)
-                print(f"capacity: {n} channels -> p95 {p95} s, backlog slope {r['backlog_slope_s_per_s']}, "
+                print(f"capacity: {n} channels -> p95 {p95} s, WER {r['wer']}, "
+                      f"backlog slope {r['backlog_slope_s_per_s']}, "
                       f"{'pass' if r['passed'] else 'FAIL'}", flush=True)
                 if not r["passed"]:
                     break

@@ -34,7 +34,25 @@ def test_cpu_defaults_are_the_service_defaults() -> None:
     assert (s.asr_device, s.asr_compute_type, s.asr_workers) == (
         default.asr_device, default.asr_compute_type, default.asr_workers)
     args = _parse("capacity", "--manifest", "m.jsonl", "--out", "r.json")
-    assert args.max_channels > 12  # the levels tried go past the 12 channels the issue asks for
+    assert args.max_channels > 16  # the levels tried go past the 16 channels this CPU sustains (2026-12-06)
+
+
+def test_capacity_streams_know_what_is_said_and_score_their_finals(shared_data) -> None:
+    from eval.capacity import build_streams, stream_wer
+
+    streams = build_streams(shared_data / "asr" / "ljspeech-dev-tel" / "manifest.jsonl", 2, 20.0)
+    assert len(streams) == 2 and streams[0].texts != streams[1].texts  # each channel says something else
+    for st in streams:
+        assert len(st.pcm) == 20 * 16000 and st.texts and len(st.texts) == len(st.text_ends_s)
+        assert st.text_ends_s[-1] <= 20.0  # only clips that fit whole are scored
+    # finals that say exactly the scored clips (and words after them, cut by the stream's end) score 0
+    def finals(st, extra):
+        words = [{"text": w, "start_s": 0.0} for w in " ".join(st.texts).split()]
+        words.append({"text": extra, "start_s": st.text_ends_s[-1] + 1.0})
+        return [{"type": "transcript", "kind": "final", "words": words}]
+
+    assert stream_wer(streams, [finals(st, "cut") for st in streams], "en") == 0.0
+    assert stream_wer(streams, [[] for _ in streams], "en") == 1.0
 
 
 @pytest.mark.model
