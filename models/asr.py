@@ -169,12 +169,11 @@ class WhisperBackend:
 
     def window_frames(self, num_samples: int) -> int:
         """Encoder frames (100 a second) of the shortest window that holds `num_samples` with 0.5 s to spare."""
-        windows = self.windows_s
         duration_s = num_samples / SAMPLE_RATE_HZ
-        for w in windows:
+        for w in self.windows_s:
             if duration_s <= w - 0.5:
                 return int(round(w * 100))
-        return int(round(windows[-1] * 100))
+        return int(round(self.windows_s[-1] * 100))
 
     def _detect(self, encoder_output) -> tuple[str, dict[str, float]]:
         """Pick en or zh (the product's languages) from Whisper's language-ID head."""

@@ -73,7 +73,7 @@ class StreamingParams:
     vad: VadParams = VadParams()
     # The commit rule's fields (min_right_context_s, unsure_*, sure_*, settle_right_context_s) set per language,
     # e.g. {"en": {"sure_probability": 0.8}}: each was measured on one language's speech
-    commit_by_language: dict[str, dict[str, float]] = field(default_factory=dict)
+    commit_by_language: dict[str, dict[str, float]] = field(default_factory=dict, hash=False)
 
     def for_language(self, language: str) -> StreamingParams:
         """These parameters with `language`'s commit-rule overrides applied."""
