@@ -140,7 +140,7 @@ async def _run_level(manager, streams: list[Stream], language: str) -> dict[str,
         "drain_s": round(drain_s, 2),
         "audio_dropped_s": round(dropped, 3),
         "words": len(lat),
-        # accuracy at this load (greedy decodes and shed context under load): the same clips alone score lower
+        # accuracy at this load: a busy executor turns decodes greedy and drops left context
         "wer": stream_wer(streams, events, language),
     }
 
