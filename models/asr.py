@@ -4,7 +4,8 @@ Streaming re-decodes a growing buffer of at most ~15 s many times a second acros
 decode is what matters. The Whisper encoder always sees a padded window; CTranslate2 accepts windows shorter than
 the usual 30 s, and a 10-15 s window decodes short buffers 2-3x faster with nearly the same WER (measured in
 ../shared/MODELS.md and by `harken eval asr`, which compares against a plain 30 s offline decode); 7 s windows for
-buffers up to 6.5 s cut a stream's decode time by another 20 % (WER +2 %; 5-6 s windows: +15 %). We therefore call
+buffers up to 6.5 s cut a stream's decode time by another 20 % (WER +2 % on the clips they were chosen on, +8 % on
+unseen ones: an option, `windows_s`; 5-6 s windows: +15 %). We therefore call
 the model's encoder / generate / align steps directly rather than `WhisperModel.transcribe`, which always pads to
 30 s. Whole-file offline decoding (the `offline_wer` baseline) still uses `transcribe`.
 
