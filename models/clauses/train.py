@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.clauses.background import BACKGROUND_FAMILY
+from models.clauses.calls import CALL_STYLE
 from models.clauses.data import REPLY_FAMILY, REPLY_TYPES, ClauseExample, families
 from models.clauses.detector import FEATURE, ClauseModel
 
@@ -45,6 +46,10 @@ def binary_targets(examples: Sequence[ClauseExample], family: str) -> tuple[np.n
         if e.family == family:
             rows.append(i)
             y.append(1 if e.positive else 0)
+        elif e.style == CALL_STYLE:
+            # a sentence taken from a scenario call is labelled for its own family only: the call's ground truth
+            # says nothing about the other families (a promise may well name the institution)
+            continue
         elif e.family == BACKGROUND_FAMILY or (
                 "*" not in skip and e.family not in skip and (e.positive or e.family == REPLY_FAMILY)):
             rows.append(i)
