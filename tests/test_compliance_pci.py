@@ -114,3 +114,24 @@ def test_card_number_read_around_a_short_aside() -> None:
     assert find_card_numbers("The number is 5191 0115, hang on, my glasses, 2449 3901.") == []
     far = "My account is 5191 0115 and it was opened years ago when I moved house with the kids, then 2449 3900."
     assert find_card_numbers(far, allow_unverified=False) == []
+
+
+def test_card_number_read_in_groups_around_several_asides() -> None:
+    """Four groups with an aside between each make one Luhn-valid number; a lone digit inside an aside (一下, "one
+    sec") is a word, and the code read after a CVV keyword is not taken into the number."""
+    from intelligence.compliance.pci import find_card_numbers
+
+    en = "It's 4539, sorry, one sec, 1488, right, 0343, and then 6467. The code on the back is 552."
+    assert [f.value for f in find_card_numbers(en)] == ["4539148803436467"]
+    zh = "卡号是四五三九，幺四八八，稍等一下我再看一眼，零三四三，六四六七。背面三位是五五二。"
+    assert [f.value for f in find_card_numbers(zh)] == ["4539148803436467"]
+    # three separate numbers of a conversation do not join into a card number unless they pass Luhn
+    assert find_card_numbers("My reference is 4471 and the amount was 1250 dollars, the claim 3390.") == []
+
+
+def test_cvv_keywords_skip_social_security_and_round_the_clock() -> None:
+    from intelligence.compliance.pci import CVV_KEYWORDS_RE, find_cvv
+
+    assert CVV_KEYWORDS_RE.search("the last four of your Social Security number") is None
+    assert CVV_KEYWORDS_RE.search("the digits from the back of that card")
+    assert find_cvv("Call the number on the back of the card, it's staffed twenty-four seven.") == []

@@ -480,6 +480,41 @@ DIALOGUES = [
         (C, "哦，那……是吧。"),
         (A, "好的，请您在认购书上签字。"),
     ), (("customer_confirmation_missing", 5),)),
+    # A card number read in four groups around asides, then the code asked for by where it is printed; a code
+    # read off the back and a "Social Security number" that is no card code.
+    Dialogue("en_pan_in_groups_and_code_by_place", "en", (
+        EN_OPEN,
+        (A, "I can take the payment now. Which card would you like to use?"),
+        (C, "The Visa. It's 4539, sorry, one second, 1488, right, 0343, and then 6467."),
+        (A, "Thanks. And I'll need the three digits from the back of that card as well."),
+        (C, "Hang on. It's 552."),
+        (A, "Lovely. Can I also confirm the last four digits of your Social Security number?"),
+        (C, "The last four are 7719."),
+    ), (("pci_card_number_spoken", 2), ("sensitive_auth_requested", 3), ("pci_cvv_spoken", 4))),
+    Dialogue("en_round_the_clock_is_no_code", "en", (
+        EN_OPEN,
+        (C, "What if my card gets blocked abroad?"),
+        (A, "Ring the number on the back of the card, it's staffed twenty-four seven, and they'll lift the block."),
+    ), ()),
+    # 卡 alone is a card (这张卡), and 一下 inside an aside is a word, not a digit group.
+    Dialogue("zh_card_groups_around_an_aside", "zh", (
+        (A, "您好，我是嘉禾银行信用卡中心客服郑宁，工号四四一二，本次通话全程录音。请问有什么可以帮您？"),
+        (C, "我想查一下这张卡的账单。"),
+        (A, "好的，我这边帮您核对一下这张卡：四五三九，幺四八八，稍等一下我再看一眼，零三四三，六四六七，对吗？"),
+        (C, "对。"),
+    ), (("pci_card_number_spoken", 2),)),
+    # A second, different confirmation question right after a weak answer: the first was left unconfirmed, even
+    # though both mention 风险 (the document's name and the product's).
+    Dialogue("zh_next_question_after_a_hedge", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款理财不是存款，不保本，可能损失本金，理财有风险，投资须谨慎。"),
+        (A, "请问您是否已经阅读并理解产品说明书和风险揭示书？"),
+        (C, "我年纪大了看不太清……你说了算吧。"),
+        (A, "好的。请问您是否知道本产品可能亏损本金，并愿意自行承担投资风险？"),
+        (C, "是的，我知道，我愿意承担。"),
+        (A, "好，请您在认购书上签字。"),
+    ), (("customer_confirmation_missing", 4),)),
     # 哦 and an echo of the agent's words is a backchannel, not an answer.
     Dialogue("zh_backchannel_and_echo", "zh", (
         ZH_OPEN,

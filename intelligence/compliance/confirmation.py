@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 
 from intelligence.compliance.matching import Embedder, is_negated
 from intelligence.compliance.rules import ConfirmationSpec, PolicyPack, Rule
@@ -38,6 +39,24 @@ _COACH_RE = re.compile(f"说{_QUOTE}(是|对|同意|确认|理解){_QUOTE}就(�
 _HESITANT_RE = re.compile(r"^\W*(?:嗯|呃|额|唔|啊|um+|uh+|er+|erm|hmm+|mm+|well)\W*(?:…|\.\.\.|⋯)", re.IGNORECASE)
 
 
+# Below this similarity a question that shares a topic word with the open one still asks something else:
+# "是否阅读并理解…风险揭示书" then "是否了解本产品可能损失本金，并愿意承担相应的风险" share 风险, not the question
+_SAME_QUESTION_MIN_RATIO = 0.5
+
+
+def _another_question(previous: str, text: str) -> bool:
+    """True if `text` asks a different question from `previous` (little of the wording repeats)."""
+    if not previous:
+        return False
+    a, b = previous.lower(), text.lower()
+    if _CJK_RE.search(a + b) is None:  # English: compare words, not characters
+        a, b = a.split(), b.split()  # type: ignore[assignment]
+    return SequenceMatcher(None, a, b, autojunk=False).ratio() < _SAME_QUESTION_MIN_RATIO
+
+
+_CJK_RE = re.compile(r"[\u4e00-\u9fff]")
+
+
 def question_topics(text: str) -> frozenset[str]:
     """The things a confirmation question asks about (阅读, 同意, understand, ...), lowercased."""
     return frozenset(m.group(0).lower() for m in _TOPIC_RE.finditer(text))
@@ -69,6 +88,7 @@ class _Item:
     agent_moved_on: bool = False
     asked_in_turn: int | None = None  # the agent turn that last asked the question
     topics: frozenset[str] = frozenset()  # what the question asks about (question_topics)
+    question: str = ""  # the text of the question as last asked
 
 
 class ConfirmationRunner(Runner):
@@ -226,7 +246,7 @@ class ConfirmationRunner(Runner):
         is_question = bool(new_matches(self.questions.find(recent(ctx.turn.nt, ctx.offset)), ctx.offset))
         if item is None:
             if is_question:
-                self.item = _Item(ctx.event.end_s, topics=question_topics(ctx.event.text))
+                self.item = _Item(ctx.event.end_s, topics=question_topics(ctx.event.text), question=ctx.event.text)
                 self._last_reply = None
             elif (self._last_reply is not None and self._last_reply.index == ctx.turn.index - 1
                   and self._assumes_consent(ctx)):
@@ -257,16 +277,21 @@ class ConfirmationRunner(Runner):
         if is_question:
             topics = question_topics(ctx.event.text)
             if (item.replies[-1][1] in WEAK_REPLIES and topics and item.topics
-                    and not topics & item.topics and not _ASK_AGAIN_RE.search(ctx.event.text)):
+                    and (not topics & item.topics
+                         # (after a question back, the agent answers it and asks again in other words)
+                         or (item.replies[-1][1] != "question" and _another_question(item.question, ctx.event.text)))
+                    and not _ASK_AGAIN_RE.search(ctx.turn.text)):
                 # "第二个问题，您是否同意…" after a 你说了算 to "是否已阅读并理解": the first item was left unconfirmed
                 found = self._report_reply(item)
-                self.item = _Item(ctx.event.end_s, topics=topics)
+                self.item = _Item(ctx.event.end_s, topics=topics, question=ctx.event.text)
                 return found
             item.question_end_s = ctx.event.end_s
             item.asks += 1
             item.agent_moved_on = False
             item.asked_in_turn = ctx.turn.index
             item.topics |= topics
+            if topics:  # ("这个问题需要您明确回答是或者否。" asks for an answer, not a new question)
+                item.question = ctx.event.text
             return []
         if item.asked_in_turn == ctx.turn.index and not self._proceeds(ctx):
             return []  # the rest of the turn that asked again ("...是否已经阅读并理解？没看明白的话我们再看一遍。")

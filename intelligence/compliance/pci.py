@@ -20,12 +20,13 @@ _PIECE_TOKEN_RE = re.compile(r"[A-Za-z]+|\d+|[零〇一幺二两三四五六七�
 _SEPARATOR_RE = re.compile(r"^[\s,.\-/:;、，。]*$")
 
 CVV_KEYWORDS_RE = re.compile(
-    r"\b(?:cvv2?|cvc2?|cvn|csc|security code|security number|card verification (?:value|code|number)"
-    r"|(?:code|number|digits) on the back|back of (?:the|your|my) card|three[- ]digit (?:code|number)"
+    r"\b(?:cvv2?|cvc2?|cvn|csc|security code|(?<!social )security number|card verification (?:value|code|number)"
+    r"|(?:code|number|digits) (?:on|from|off) the back|back of (?:the|your|my|that|this) card|three[- ]digit (?:code|number)"
     r"|3[- ]digit (?:code|number)|on the back|the back (?:says|reads|has|shows)|signature (?:strip|panel|box)|(?:digits|numbers) (?:printed )?(?:above|over) the (?:long |card )?number)\b|安全码|校验码|验证码|背面|背后|反面|末三位|后三位|后面那三|签名条|签名栏|翻过来",
     re.IGNORECASE,
 )
-CARD_CONTEXT_RE = re.compile(r"\b(?:card|visa|mastercard|amex|debit|credit)\b|卡号|银行卡|信用卡|借记卡", re.IGNORECASE)
+CARD_CONTEXT_RE = re.compile(r"\b(?:card|visa|mastercard|amex|debit|credit)\b|卡号|银行卡|信用卡|借记卡"
+                             r"|(?<!社保)(?<!医保)(?<!会员)(?<!公交)(?<!电话)卡(?!通|片机|车|住|顿)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,24 +173,46 @@ def find_card_numbers(text: str, *, allow_unverified: bool = True, card_context:
         if best is not None:
             out.append(best)
     if not out:
-        out.extend(_pan_across_an_aside(digit_runs(text), text))
+        out.extend(_pan_across_asides(digit_runs(text), text))
     return out
 
 
-# "5191 0115, hang on, my glasses, 2449 3900": a card number read in two halves around a few words
-_ASIDE_RE = re.compile(r"^[^\d]{1,40}$")
+# "5191 0115, hang on, my glasses, 2449 3900", "4716, hold on, the cat's on the desk, 0382, um, 5519, and then
+# 2046": a card number read in groups around short asides
+_ASIDE_MAX_CHARS = 40
+_GROUP_MIN_DIGITS = 3
 
 
-def _pan_across_an_aside(runs: Sequence[Sequence[DigitPiece]], text: str) -> list[SensitiveSpan]:
-    """Two runs of at least 4 digits around a short aside (no digits, a few words) that together make a
-    Luhn-valid 13-19 digit number. Only a valid checksum counts here: the aside could be anything."""
-    out = []
-    for a, b in zip(runs, runs[1:], strict=False):
-        da, db = "".join(p.digits for p in a), "".join(p.digits for p in b)
-        if len(da) < 4 or len(db) < 4 or not 13 <= len(da) + len(db) <= 19:
-            continue
-        if _ASIDE_RE.match(text[a[-1].end : b[0].start]) and luhn_valid(da + db) and not _identity_number([*a, *b], text):
-            out.append(SensitiveSpan("pan", a[0].start, b[-1].end, da + db, True))
+def _pan_across_asides(runs: Sequence[Sequence[DigitPiece]], text: str) -> list[SensitiveSpan]:
+    """Consecutive groups of 3+ digits, each pair apart by a short aside, that together make a Luhn-valid 13-19
+    digit number. Only a valid checksum counts here: the asides could be anything. A lone digit inside an aside
+    is a word, not a group (哎等一下: 一下; "give me one sec")."""
+    groups = [r for r in runs if len("".join(p.digits for p in r)) >= _GROUP_MIN_DIGITS]
+    out: list[SensitiveSpan] = []
+    i = 0
+    while i < len(groups):
+        found = None
+        digits = "".join(p.digits for p in groups[i])
+        for j in range(i + 1, len(groups)):
+            gap = text[groups[j - 1][-1].end : groups[j][0].start]
+            if len(gap) > _ASIDE_MAX_CHARS or CVV_KEYWORDS_RE.search(gap) or any(len(r) and r[0].start >= groups[j - 1][-1].end
+                                                  and r[-1].end <= groups[j][0].start
+                                                  and len("".join(p.digits for p in r)) > 1 for r in runs):
+                break
+            digits += "".join(p.digits for p in groups[j])
+            if len(digits) > 19:
+                break
+            if len(digits) >= 13 and luhn_valid(digits) and (found is None or len(found[1].value) != 16):
+                # the longest valid chain, but a 16-digit one (most cards) over a longer one that took in the
+                # next number by chance
+                chain = [p for g in groups[i : j + 1] for p in g]
+                if not _identity_number(chain, text):
+                    found = (j, SensitiveSpan("pan", groups[i][0].start, groups[j][-1].end, digits, True))
+        if found is not None:
+            out.append(found[1])
+            i = found[0] + 1
+        else:
+            i += 1
     return out
 
 
@@ -220,6 +243,9 @@ _NOT_CVV_BEFORE_RE = re.compile(
     r"[^.?!]{0,12}$|参考号|编号|工号|尾号", re.IGNORECASE)
 
 
+_ROUND_THE_CLOCK_RE = re.compile(r"(?:twenty[- ]four[- ]seven|24 ?[/-]? ?7)$", re.IGNORECASE)
+
+
 def find_cvv(text: str, pans: Sequence[SensitiveSpan] = ()) -> list[SensitiveSpan]:
     """A 3-4 digit number said right after (or just before) a CVV/CVC/'code on the back' phrase."""
     out: list[SensitiveSpan] = []
@@ -233,6 +259,8 @@ def find_cvv(text: str, pans: Sequence[SensitiveSpan] = ()) -> list[SensitiveSpa
             continue
         if _NOT_CVV_BEFORE_RE.search(text[max(0, start - 30) : start]):
             continue  # "quote reference FR 2291", "extension 4410"
+        if _ROUND_THE_CLOCK_RE.match(text[start:end]):
+            continue  # "the number on the back of the card, it's staffed twenty-four seven"
         for kw in keywords:
             after = 0 <= start - kw.end() <= 40
             before = 0 <= kw.start() - end <= 25

@@ -130,12 +130,14 @@ class ProhibitedPhraseRunner(Runner):
 # Deposit products: a sentence about one (a GIC's guaranteed rate, an insured CD) is not a context of a sale.
 _DEPOSIT_RE = re.compile(
     r"\b(?:gics?|cds?|certificates? of deposit|term deposits?|share certificates?|savings accounts?|savings bonds?"
-    r"|fdic|ncua|cdic|fscs|deposit insurance|deposit guarantee)\b|大额存单|定期存款|存款保险|储蓄国债|国债",
+    r"|fixed[- ](?:rate|term) (?:savings )?bonds?|fdic|ncua|cdic|fscs|deposit insurance|deposit guarantee)\b"
+    r"|大额存单|定期存款|存款保险|储蓄国债|国债",
     re.IGNORECASE)
 
 
 _DEPOSIT_PRODUCT_RE = re.compile(
-    r"\b(?:gics?|cds?|certificates? of deposit|term deposits?|share certificates?)\b|大额存单|定期存款|储蓄国债",
+    r"\b(?:gics?|cds?|certificates? of deposit|term deposits?|share certificates?"
+    r"|fixed[- ](?:rate|term) (?:savings )?bonds?)\b|大额存单|定期存款|储蓄国债",
     re.IGNORECASE)
 
 

@@ -93,7 +93,8 @@ class CvvRunner(Runner):
         hits = [s for s in find_cvv(turn.text, pans) if s.end > ctx.offset]
         if not hits and self.asked_in_turn == turn.index - 1:
             # The previous speaker asked for the code; a lone 3-4 digit answer is the CVV.
-            runs = [r for r in digit_runs(turn.text) if r[-1].end > ctx.offset]
+            # (a lone digit is a word: 三位啊……是二八四, "one sec, it's 609")
+            runs = [r for r in digit_runs(turn.text) if r[-1].end > ctx.offset and len("".join(p.digits for p in r)) > 1]
             # ... unless the answer is a date ("the third of February, nineteen ninety-one")
             if (len(runs) == 1 and 3 <= len("".join(p.digits for p in runs[0])) <= 4 and not pans
                     and not _DATE_RE.search(turn.text)):
