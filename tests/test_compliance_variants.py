@@ -515,6 +515,28 @@ DIALOGUES = [
         (C, "是的，我知道，我愿意承担。"),
         (A, "好，请您在认购书上签字。"),
     ), (("customer_confirmation_missing", 4),)),
+    # An insurance sale concluded by "activated from today" with no cancellation period and no exclusions.
+    Dialogue("en_cover_activated_from_today", "en", (
+        EN_OPEN,
+        (A, "HealthGuard is critical illness cover: it pays a lump sum on a heart attack or stroke diagnosis, and the premium is forty pounds a month."),
+        (C, "Fine, let's do it."),
+        (A, "Perfect. HealthGuard is activated from today and the first debit comes out on the fifth."),
+    ), (("risk_disclosure_missing", 3), ("cooling_off_notice_missing", 3))),
+    # Coins that "aren't a deposit" and "could fetch less" disclose; the customer's go-ahead then concludes nothing
+    # that is missing.
+    Dialogue("en_coins_disclosed_in_plain_words", "en", (
+        EN_OPEN,
+        (A, "Two gold sovereigns are 1,150 pounds. Bear in mind coins aren't a deposit, the price moves daily, and "
+            "if you sell them back you could fetch less than you paid."),
+        (C, "Understood. Let's go ahead."),
+        (A, "Lovely, I've placed the order and they'll be delivered insured on Friday."),
+    ), ()),
+    # A rural credit union's branch (农信 …分社) names the institution.
+    Dialogue("zh_rural_credit_union_identity", "zh", (
+        (A, "您好，我是青禾农信东关分社的客户经理冯悦，工号二九一四，本次通话全程录音。"),
+        (C, "你好。"),
+        (A, "您上次问的借记卡换卡已经办好了，带上身份证来网点领就行。"),
+    ), ()),
     # 哦 and an echo of the agent's words is a backchannel, not an answer.
     Dialogue("zh_backchannel_and_echo", "zh", (
         ZH_OPEN,
