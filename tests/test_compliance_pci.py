@@ -135,3 +135,12 @@ def test_cvv_keywords_skip_social_security_and_round_the_clock() -> None:
     assert CVV_KEYWORDS_RE.search("the last four of your Social Security number") is None
     assert CVV_KEYWORDS_RE.search("the digits from the back of that card")
     assert find_cvv("Call the number on the back of the card, it's staffed twenty-four seven.") == []
+
+
+def test_asr_spellings_of_cvv_and_a_mobile_number() -> None:
+    """ASR writes CVV as "CBB"; a mobile number asked for (and repeated by ASR) joins into no card number."""
+    from intelligence.compliance.pci import find_card_numbers, find_cvv
+
+    assert [c.value for c in find_cvv("Yes, that's the one, the CBB is 752 if you need it.")] == ["752"]
+    asked = "May I have your full name and the mobile number registered with us.\n"
+    assert find_card_numbers(asked + "Tan Min, and the number is 91234587. 2234587. 4587.") == []

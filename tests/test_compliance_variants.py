@@ -537,6 +537,12 @@ DIALOGUES = [
         (C, "你好。"),
         (A, "您上次问的借记卡换卡已经办好了，带上身份证来网点领就行。"),
     ), ()),
+    # An opening as ASR heard it: 客服何丽 as 克服合力, 工号 as 高号. The sounds still name the agent.
+    Dialogue("zh_asr_garbled_identity", "zh", (
+        (A, "您好, 江源农信信用卡中心,我是克服合力,高号3776,本次通话会全程录音。请问有什么需要?"),
+        (C, "我想问一下账单。"),
+        (A, "好的，请您稍等，我帮您查一下本期账单。"),
+    ), ()),
     # 哦 and an echo of the agent's words is a backchannel, not an answer.
     Dialogue("zh_backchannel_and_echo", "zh", (
         ZH_OPEN,

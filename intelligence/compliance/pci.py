@@ -20,7 +20,7 @@ _PIECE_TOKEN_RE = re.compile(r"[A-Za-z]+|\d+|[零〇一幺二两三四五六七�
 _SEPARATOR_RE = re.compile(r"^[\s,.\-/:;、，。]*$")
 
 CVV_KEYWORDS_RE = re.compile(
-    r"\b(?:cvv2?|cvc2?|cvn|csc|security code|(?<!social )security number|card verification (?:value|code|number)"
+    r"\b(?:cvv2?|cvc2?|cvn|csc|c ?[vb] ?[vb]|security code|(?<!social )security number|card verification (?:value|code|number)"
     r"|(?:code|number|digits) (?:on|from|off) the back|back of (?:the|your|my|that|this) card|three[- ]digit (?:code|number)"
     r"|3[- ]digit (?:code|number)|on the back|the back (?:says|reads|has|shows)|signature (?:strip|panel|box)|(?:digits|numbers) (?:printed )?(?:above|over) the (?:long |card )?number)\b|安全码|校验码|验证码|背面|背后|反面|末三位|后三位|后面那三|签名条|签名栏|翻过来",
     re.IGNORECASE,
@@ -216,7 +216,8 @@ def _pan_across_asides(runs: Sequence[Sequence[DigitPiece]], text: str) -> list[
     return out
 
 
-_ID_CONTEXT_RE = re.compile(r"身份证|证件号|手机号|电话|\bid number\b|\bpassport\b|\bphone number\b", re.IGNORECASE)
+_ID_CONTEXT_RE = re.compile(r"身份证|证件号|手机号|电话|\bid number\b|\bpassport\b|\b(?:phone|mobile|cell) number\b",
+                            re.IGNORECASE)
 
 
 def _identity_number(run: Sequence[DigitPiece], text: str) -> bool:
