@@ -44,17 +44,17 @@ _HESITANT_RE = re.compile(r"^\W*(?:嗯|呃|额|唔|啊|um+|uh+|er+|erm|hmm+|mm+|
 _SAME_QUESTION_MIN_RATIO = 0.5
 
 
+_CJK_RE = re.compile(r"[\u4e00-\u9fff]")
+
+
 def _another_question(previous: str, text: str) -> bool:
     """True if `text` asks a different question from `previous` (little of the wording repeats)."""
     if not previous:
         return False
     a, b = previous.lower(), text.lower()
-    if _CJK_RE.search(a + b) is None:  # English: compare words, not characters
-        a, b = a.split(), b.split()  # type: ignore[assignment]
-    return SequenceMatcher(None, a, b, autojunk=False).ratio() < _SAME_QUESTION_MIN_RATIO
-
-
-_CJK_RE = re.compile(r"[\u4e00-\u9fff]")
+    if _CJK_RE.search(a + b):  # Chinese: compare characters
+        return SequenceMatcher(None, a, b, autojunk=False).ratio() < _SAME_QUESTION_MIN_RATIO
+    return SequenceMatcher(None, a.split(), b.split(), autojunk=False).ratio() < _SAME_QUESTION_MIN_RATIO
 
 
 def question_topics(text: str) -> frozenset[str]:

@@ -183,28 +183,37 @@ _ASIDE_MAX_CHARS = 40
 _GROUP_MIN_DIGITS = 3
 
 
+def _digits(run: Sequence[DigitPiece]) -> str:
+    return "".join(p.digits for p in run)
+
+
+def _aside(text: str, runs: Sequence[Sequence[DigitPiece]], a: Sequence[DigitPiece], b: Sequence[DigitPiece]) -> bool:
+    """True if the text between groups `a` and `b` is a short aside: no CVV keyword and no number of 2+ digits
+    (a lone digit is a word there: 等一下, "one sec")."""
+    lo, hi = a[-1].end, b[0].start
+    if hi - lo > _ASIDE_MAX_CHARS or CVV_KEYWORDS_RE.search(text[lo:hi]):
+        return False
+    return not any(r[0].start >= lo and r[-1].end <= hi and len(_digits(r)) > 1 for r in runs)
+
+
 def _pan_across_asides(runs: Sequence[Sequence[DigitPiece]], text: str) -> list[SensitiveSpan]:
     """Consecutive groups of 3+ digits, each pair apart by a short aside, that together make a Luhn-valid 13-19
-    digit number. Only a valid checksum counts here: the asides could be anything. A lone digit inside an aside
-    is a word, not a group (哎等一下: 一下; "give me one sec")."""
-    groups = [r for r in runs if len("".join(p.digits for p in r)) >= _GROUP_MIN_DIGITS]
+    digit number. Only a valid checksum counts here: the asides could be anything."""
+    groups = [r for r in runs if len(_digits(r)) >= _GROUP_MIN_DIGITS]
     out: list[SensitiveSpan] = []
     i = 0
     while i < len(groups):
-        found = None
-        digits = "".join(p.digits for p in groups[i])
+        found: tuple[int, SensitiveSpan] | None = None
+        digits = _digits(groups[i])
         for j in range(i + 1, len(groups)):
-            gap = text[groups[j - 1][-1].end : groups[j][0].start]
-            if len(gap) > _ASIDE_MAX_CHARS or CVV_KEYWORDS_RE.search(gap) or any(len(r) and r[0].start >= groups[j - 1][-1].end
-                                                  and r[-1].end <= groups[j][0].start
-                                                  and len("".join(p.digits for p in r)) > 1 for r in runs):
+            if not _aside(text, runs, groups[j - 1], groups[j]):
                 break
-            digits += "".join(p.digits for p in groups[j])
+            digits += _digits(groups[j])
             if len(digits) > 19:
                 break
+            # the longest valid chain, except that a 16-digit one (most cards) is kept over a longer one that
+            # took in the next number by chance
             if len(digits) >= 13 and luhn_valid(digits) and (found is None or len(found[1].value) != 16):
-                # the longest valid chain, but a 16-digit one (most cards) over a longer one that took in the
-                # next number by chance
                 chain = [p for g in groups[i : j + 1] for p in g]
                 if not _identity_number(chain, text):
                     found = (j, SensitiveSpan("pan", groups[i][0].start, groups[j][-1].end, digits, True))
