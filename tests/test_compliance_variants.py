@@ -543,6 +543,18 @@ DIALOGUES = [
         (C, "我想问一下账单。"),
         (A, "好的，请您稍等，我帮您查一下本期账单。"),
     ), ()),
+    # A future value stated as certain, and a floor said as certain.
+    Dialogue("en_value_stated_as_certain", "en", (
+        EN_OPEN,
+        (A, "The Evergreen equity fund is what I'd pick for you."),
+        (C, "How much could it make?"),
+        (A, "Put in twenty thousand and by the time you retire it'll be forty, simple as that."),
+    ), (("prohibited_promise", 3),)),
+    Dialogue("zh_floor_stated_as_certain", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这只混合基金去年涨得不错，今年少说也能有个十五，您就等着数钱吧。"),
+    ), (("prohibited_promise", 2),)),
     # 哦 and an echo of the agent's words is a backchannel, not an answer.
     Dialogue("zh_backchannel_and_echo", "zh", (
         ZH_OPEN,
