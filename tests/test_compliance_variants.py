@@ -555,6 +555,14 @@ DIALOGUES = [
         (C, "同意。"),
         (A, "这只混合基金去年涨得不错，今年少说也能有个十五，您就等着数钱吧。"),
     ), (("prohibited_promise", 2),)),
+    # "不会亏的" in answer to "万一亏了呢" promises no loss; an insurer named by its kind before 的 + a title.
+    Dialogue("zh_no_loss_and_insurer_by_kind", "zh", (
+        (A, "您好，我是安澜健康保险的保险顾问周宁，工号五五一八，本次销售全程录音录像，您同意吗？"),
+        (C, "同意。"),
+        (A, "这款现金管理理财投的都是存单和国债。"),
+        (C, "那万一亏了呢？"),
+        (A, "放心吧，不会亏的。"),
+    ), (("prohibited_promise", 4),)),
     # 哦 and an echo of the agent's words is a backchannel, not an answer.
     Dialogue("zh_backchannel_and_echo", "zh", (
         ZH_OPEN,
