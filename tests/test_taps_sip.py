@@ -382,3 +382,30 @@ def test_sdp_structure_fuzz(lines: list[str]) -> None:
         return
     for m in sdp.media:
         m.stream_format()
+
+
+async def test_port_zero_picks_again_when_the_udp_port_is_taken_for_tcp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With port 0 the UDP port the system picks may already be in use for TCP (another connection's ephemeral
+    port): the server closes that UDP socket and picks again instead of failing to start."""
+    import errno
+
+    real_start_server = asyncio.start_server
+    refused: list[int] = []
+
+    async def busy_once(handler, host, port):  # the first TCP bind finds the port taken
+        if not refused:
+            refused.append(port)
+            raise OSError(errno.EADDRINUSE, "address already in use")
+        return await real_start_server(handler, host, port)
+
+    monkeypatch.setattr(asyncio, "start_server", busy_once)
+    server = _server(FakeManager(capacity=1))
+    await server.start()
+    try:
+        assert refused and server.port > 0
+        transport, peer = await _udp_peer(server)  # the server answers on the port it ended up with
+        transport.sendto(request("OPTIONS", "opt-1", 1, "x"))
+        assert (await peer.final())[0] == 200
+        transport.close()
+    finally:
+        await server.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import random
 import re
 import secrets
@@ -57,6 +58,8 @@ from pipelines.taps.udp_socket import enlarge_receive_buffer, kernel_drops, sock
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE"
 _RTP_QUEUE_PACKETS = 500  # ~10 s of 20 ms packets per stream before we shed load
+
+_EPHEMERAL_BIND_TRIES = 20  # port 0: UDP ports the system picks before one is also free for TCP
 
 
 @dataclass(frozen=True)
@@ -217,11 +220,23 @@ class SipServer:
 
                 server._spawn(server._on_message(data, reply, src, stream=False))
 
-        transport, _ = await loop.create_datagram_endpoint(
-            _Udp, local_addr=(self.config.host, self.config.port)
-        )
-        self._udp = transport
-        self._tcp = await asyncio.start_server(self._on_tcp, self.config.host, self.port)
+        # UDP and TCP listen on one port number. With port 0 the system picks a free UDP port, and that number may
+        # already be taken for TCP (an outgoing connection's ephemeral port): pick again rather than fail.
+        tries = _EPHEMERAL_BIND_TRIES if self.config.port == 0 else 1
+        for attempt in range(tries):
+            transport, _ = await loop.create_datagram_endpoint(
+                _Udp, local_addr=(self.config.host, self.config.port)
+            )
+            port = int(transport.get_extra_info("sockname")[1])
+            try:
+                self._tcp = await asyncio.start_server(self._on_tcp, self.config.host, port)
+            except OSError as exc:
+                transport.close()
+                if exc.errno != errno.EADDRINUSE or attempt == tries - 1:
+                    raise
+                continue
+            self._udp = transport
+            break
         logger.info("sip recording server on %s:%d (udp, tcp)", self.config.host, self.port)
 
     async def stop(self) -> None:
