@@ -37,7 +37,8 @@ _ZH_NEGATOR_CHARS = frozenset("不非没未无莫别勿")
 # Near-homophones of 不/非/没 that ASR writes instead (飞保本 for 非保本); checked on the token right before.
 _ZH_NEGATOR_PINYIN = frozenset({"bu", "fei", "mei"})
 # a sentence ends at . ! ? ; and their full-width forms, but not at the point of 3.75%
-_CLAUSE_RE = re.compile(r"(?:[^.!?;。！？；\n]|(?<=\d)\.(?=\d))+[.!?;。！？；]*")
+# How a turn is split into the sentences the clause heads read (also the unit of their training sentences)
+CLAUSE_RE = re.compile(r"(?:[^.!?;。！？；\n]|(?<=\d)\.(?=\d))+[.!?;。！？；]*")
 _CLAUSE_BREAK_RE = re.compile(r"[,.!?;:，。！？；：、\n]")
 # A Chinese negator that governs a promise verb negates what follows it in the clause: 不承诺保本,
 # 没有人能保证金价只涨不跌, 不能保证收益. The claim may sit a few characters after the verb.
@@ -313,7 +314,7 @@ class PhraseMatcher:
     def _find_clause(self, family: str, source: str, nt: NormText) -> list[Match]:
         if self._clauses is None:
             return []
-        sentences = [(m.start(), m.end()) for m in _CLAUSE_RE.finditer(nt.original) if m.group().strip()]
+        sentences = [(m.start(), m.end()) for m in CLAUSE_RE.finditer(nt.original) if m.group().strip()]
         # each sentence, and each pair of neighbours: "That's locked in for as long as you hold it." promises
         # nothing alone, and a guaranteed 5.2% with the sentence before it
         spans = sentences + [(a[0], b[1]) for a, b in zip(sentences, sentences[1:], strict=False)]
@@ -325,7 +326,7 @@ class PhraseMatcher:
 
     def _find_semantic(self, nt: NormText) -> list[Match]:
         assert self._embedder is not None and self.options.semantic is not None
-        clauses = [(m.start(), m.end()) for m in _CLAUSE_RE.finditer(nt.original) if m.group().strip()]
+        clauses = [(m.start(), m.end()) for m in CLAUSE_RE.finditer(nt.original) if m.group().strip()]
         if not clauses or not self._examples:
             return []
         if self._example_vecs is None:

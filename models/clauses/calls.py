@@ -26,10 +26,9 @@ from typing import Any
 
 import yaml
 
+from intelligence.compliance.matching import CLAUSE_RE
 from models.clauses.data import REPLY_FAMILY, ClauseExample
 
-# as the compliance matcher splits a turn for the clause heads (intelligence/compliance/matching.py)
-_SENTENCE_RE = re.compile(r"(?:[^.!?;。！？；\n]|(?<=\d)\.(?=\d))+[.!?;。！？；]*")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The sets `harken train clauses` learns from by default. A set written after these is scored blind first (dev15 was:
 # eval/scenarios/dev15/README.md, dev16 too) and joins the list only after its blind figure is recorded.
@@ -47,7 +46,7 @@ CALL_STYLE = "call"  # the `style` of every example taken from a call
 
 
 def _sentences(text: str) -> list[tuple[int, int, str]]:
-    return [(m.start(), m.end(), m.group().strip()) for m in _SENTENCE_RE.finditer(text)
+    return [(m.start(), m.end(), m.group().strip()) for m in CLAUSE_RE.finditer(text)
             if len(m.group().strip()) >= _MIN_CHARS]
 
 
