@@ -571,6 +571,41 @@ DIALOGUES = [
         (C, "哦，揭示书啊。"),
         (A, "好，请您在认购书上签字。"),
     ), (("customer_confirmation_missing", 3),)),
+    # Risk levels on the firm's own scale, and a profile in the customer's own words (risk_scale.py).
+    Dialogue("en_scale_of_ten_mismatch", "en", (
+        EN_OPEN,
+        (C, "I want to move my ISA into something with more oomph."),
+        (A, "Your suitability score last spring was a four out of ten, steady, and Frontier Tech is an eight out of "
+            "ten, but scores go stale, so we can skip it."),
+        (C, "Okay, move it all."),
+    ), (("risk_assessment_mismatch", 2),)),
+    Dialogue("en_scale_of_ten_match", "en", (
+        EN_OPEN,
+        (C, "I want to move my ISA into something with more oomph."),
+        (A, "Your suitability score last spring was an eight out of ten, and Frontier Tech sits at band seven, so "
+            "that lines up with what you told us."),
+        (C, "Okay, move it all."),
+    ), ()),
+    Dialogue("en_customer_cannot_lose_then_high_risk", "en", (
+        EN_OPEN,
+        (C, "This is my redundancy money. I honestly can't afford to lose any of it."),
+        (A, "Sure. The Emerging Markets Opportunities fund is what I'd go for; we class it as high risk, but "
+            "it's been flying."),
+        (C, "Fine, put it there."),
+    ), (("risk_assessment_mismatch", 2),)),
+    Dialogue("en_customer_cautious_agent_refuses", "en", (
+        EN_OPEN,
+        (C, "I'm pretty cautious, but my brother says the crypto tracker is the thing."),
+        (A, "That tracker is rated seven out of seven, and I can't put that order through for a cautious "
+            "investor. We could look at the cash-plus fund instead."),
+        (C, "Alright, tell me about that one."),
+    ), ()),
+    Dialogue("en_customer_words_after_stated_profile", "en", (
+        EN_OPEN,
+        (A, "Your review came out as balanced, a three on our five-point scale. Does that still feel right?"),
+        (C, "Yes. I'm fine with some wobbles, I'm just not a gambler."),
+        (A, "Then the Mixed Assets fund, also a three, is the match."),
+    ), ()),
 ]
 
 

@@ -289,7 +289,7 @@ def _elements(m: _Map, key: str) -> tuple[Element, ...]:
     return out and tuple(out) or ()
 
 
-def _levels(m: _Map, key: str) -> tuple[LevelPattern, ...]:
+def _levels(m: _Map, key: str, required: bool = True) -> tuple[LevelPattern, ...]:
     out = []
     for lm in m.maps(key):
         phrase = lm.str("phrase", required=True)
@@ -297,7 +297,7 @@ def _levels(m: _Map, key: str) -> tuple[LevelPattern, ...]:
         lm.done()
         if phrase and level is not None:
             out.append(LevelPattern(phrase, int(level)))
-    if not out:
+    if not out and required:
         m.err(key, f"{key!r} must list at least one {{phrase, level}}")
     return tuple(out)
 
@@ -371,7 +371,8 @@ def _spec(kind: str, m: _Map) -> RuleSpec | None:
     if kind == "risk_level_mismatch":
         return RiskMismatchSpec(
             _speaker(m), _levels(m, "profile_levels"), _levels(m, "product_levels"), m.strs("refusal"),
-            int(m.num("window_turns", 2, lo=1) or 2),
+            int(m.num("window_turns", 2, lo=1) or 2), m.boolean("scales", False),
+            _levels(m, "customer_profile_levels", required=False),
         )
     if kind == "silence":
         return SilenceSpec(m.num("max_gap_s", required=True, lo=0.5) or 10.0, m.strs("hold_phrases"),

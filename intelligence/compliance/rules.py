@@ -180,6 +180,10 @@ class RiskMismatchSpec:
     product_levels: tuple[LevelPattern, ...]
     refusal: tuple[str, ...] = ()
     window_turns: int = 2
+    # numbers on a scale ("three out of ten", "band six") read by intelligence/compliance/risk_scale.py (English)
+    scales: bool = False
+    # a profile in the customer's own words ("I can't afford to lose it"), in the last 2 x window_turns turns
+    customer_profile_levels: tuple[LevelPattern, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from intelligence.compliance.pci import (
     find_cvv,
     find_pii,
 )
+from intelligence.compliance.risk_scale import Role, scale_mentions
 from intelligence.compliance.rules import (
     AnnotationSpec,
     CardNumberSpec,
@@ -133,30 +134,52 @@ class RiskMismatchRunner(Runner):
         self.spec = rule.spec
         self.profile = [(p.level, PhraseMatcher([p.phrase], normalizer, rule.match)) for p in self.spec.profile_levels]
         self.product = [(p.level, PhraseMatcher([p.phrase], normalizer, rule.match)) for p in self.spec.product_levels]
+        self.customer = [(p.level, PhraseMatcher([p.phrase], normalizer, rule.match))
+                         for p in self.spec.customer_profile_levels]
         self.refusal = PhraseMatcher(self.spec.refusal, normalizer, rule.match) if self.spec.refusal else None
         self.reported = False
 
-    def _levels(self, turn: Turn, table: list[tuple[int, PhraseMatcher]]) -> list[tuple[int, Match]]:
+    def _levels(self, turn: Turn, table: list[tuple[int, PhraseMatcher]],
+                role: Role | None = None) -> list[tuple[float, Match]]:
         assert turn.nt is not None
-        found = [(level, m) for level, matcher in table for m in matcher.find(turn.nt) if not is_negated(turn.nt, m)]
+        found: list[tuple[float, Match]] = [(level, m) for level, matcher in table for m in matcher.find(turn.nt)
+                                            if not is_negated(turn.nt, m)]
         exact = [(level, m) for level, m in found if m.method in ("exact", "regex")]
         if exact:
             found = exact  # a level said as such outranks a sound-alike elsewhere (精选基 is not 激进型)
+        if role is not None and self.spec.scales:
+            # a number read against its scale outranks a phrase that took the same words for a 1-5 level
+            # (and decides whose it is: "put you at level six out of seven" is the profile's, not a product's)
+            said = scale_mentions(turn.nt.norm)
+            found = [(lvl, m) for lvl, m in found if not any(m.start < x.end and x.start < m.end for x in said)]
+            found += [(x.level, Match(x.start, x.end, f"scale:{role}", 1.0, "regex")) for x in said if x.role == role]
         kept = longest_first([m for _, m in found])
         return [(level, m) for level, m in found if m in kept]
+
+    def _profiles(self, turn: Turn) -> list[tuple[float, Match, Turn]]:
+        """Profiles stated before or in `turn`, in call order: by the agent in its last window_turns turns, or else
+        by the customer in the last 2 x window_turns turns."""
+        agent = [t for t in self.state.turns[: turn.index + 1] if speaker_ok(self.spec.speaker, t.speaker)]
+        out: list[tuple[float, Match, Turn]] = []
+        for t in agent[-self.spec.window_turns :]:
+            out.extend((lvl, m, t) for lvl, m in self._levels(t, self.profile, "profile"))
+        # the customer's own words count only where the agent stated no profile ("I'm not a gambler" said while
+        # agreeing with a stated 'balanced' is not a lower profile)
+        if self.customer and not out:
+            first = max(0, turn.index - 2 * self.spec.window_turns)
+            for t in self.state.turns[first : turn.index]:
+                if t.speaker == "customer" and t.nt is not None:
+                    out.extend((lvl, m, t) for lvl, m in self._levels(t, self.customer))
+        return sorted(out, key=lambda x: (x[2].index, x[1].start))
 
     def on_segment(self, ctx: SegmentContext) -> list[Finding]:
         turn = ctx.turn
         if self.reported or not speaker_ok(self.spec.speaker, turn.speaker) or turn.nt is None:
             return []
-        product = [x for x in self._levels(turn, self.product) if x[1].end > ctx.offset]
+        product = [x for x in self._levels(turn, self.product, "product") if x[1].end > ctx.offset]
         if not product:
             return []
-        window = [t for t in self.state.turns[: turn.index + 1] if speaker_ok(self.spec.speaker, t.speaker)]
-        window = window[-self.spec.window_turns :]
-        profile: list[tuple[int, Match, Turn]] = []
-        for t in window:
-            profile.extend((lvl, m, t) for lvl, m in self._levels(t, self.profile))
+        profile = self._profiles(turn)
         if not profile:
             return []
         if self.refusal and self.refusal.find(turn.nt):
@@ -174,13 +197,14 @@ class RiskMismatchRunner(Runner):
             evidence = [turn.evidence(lo, hi)]
         else:
             evidence.append(prof_turn.evidence(prof_match.start, prof_match.end))
-        return [self.finding(f"{self.rule.title}: profile level {prof_level} < product level {prod_level}", evidence)]
+        return [self.finding(f"{self.rule.title}: profile level {prof_level:g} < product level {prod_level:g}",
+                             evidence)]
 
 
 def _is_grade(phrase: str) -> bool:
     """True for level codes such as R4, C2, 四级, 4级 or 'risk rating 5' (not for 中高风险 / high-risk)."""
     p = phrase.lower()
-    return "级" in p or any(ch.isdigit() for ch in p) or "rating" in p or "level" in p
+    return "级" in p or any(ch.isdigit() for ch in p) or "rating" in p or "level" in p or p.startswith("scale:")
 
 
 class SilenceRunner(Runner):
