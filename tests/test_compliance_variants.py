@@ -606,6 +606,56 @@ DIALOGUES = [
         (C, "Yes. I'm fine with some wobbles, I'm just not a gambler."),
         (A, "Then the Mixed Assets fund, also a three, is the match."),
     ), ()),
+    # An institution of several capitalised words is not a name; a colleague's name is not the agent's.
+    Dialogue("en_institution_is_not_a_name", "en", (
+        (A, "Morning, this is Greyfield Cooperative Savings Bank calling back. This call is recorded."),
+        (C, "Oh hello. Who's this?"),
+        (A, "I'm on the cards team. My colleague Priya Nandi in the disputes team will look at the charge."),
+    ), (("agent_identity_missing", 0),)),
+    Dialogue("en_ring_fenced_and_share_certificate", "en", (
+        EN_OPEN,
+        (A, "The Summit Equity Income fund is our most popular investment this year."),
+        (A, "Honestly, it's just like your share certificate, only with a better rate."),
+        (A, "And your capital is ring-fenced, so whatever the markets do, you'll get the whole amount back."),
+    ), (("product_misrepresentation", 2), ("prohibited_promise", 3))),
+    Dialogue("en_loan_paid_out_without_apr", "en", (
+        EN_OPEN,
+        (A, "You've been pre-approved for a personal loan of twelve thousand, just two hundred and ten a month."),
+        (C, "Okay, yes, go on then."),
+        (A, "Perfect. We'll send the £12,000 into your account by tonight."),
+    ), (("risk_disclosure_missing", 3),)),
+    Dialogue("en_refund_is_not_a_sale", "en", (
+        EN_OPEN,
+        (C, "You charged me twice for the overdraft fee."),
+        (A, "You're right, I'll put the £35 back into your account today."),
+    ), ()),
+    Dialogue("zh_locked_return_and_hedge", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款固收理财不是存款，有风险，投资须谨慎。按现在的行情，收益基本锁死了。"),
+        (A, "产品说明书您都看懂了吗？"),
+        (C, "您说是就是吧。"),
+        (A, "好的，请您在认购书上签字。"),
+    ), (("prohibited_promise", 2), ("customer_confirmation_missing", 4))),
+    Dialogue("zh_profile_grade_by_assessment", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "您的问卷结果是一级，这款混合基金风险等级是三级，不过问题不大。"),
+    ), (("risk_assessment_mismatch", 2),)),
+    Dialogue("zh_loan_with_daily_rate_only", "zh", (
+        (A, "您好，这里是安顺消费金融，我是客服专员周敏，工号二七一五，本次通话全程录音。"),
+        (C, "你好。"),
+        (A, "您现在可以再借三万，日息万分之三，每个月还两千多。"),
+        (C, "那就借吧。"),
+        (A, "好的，借款已经提交成功了。"),
+    ), (("risk_disclosure_missing", 4),)),
+    Dialogue("zh_loan_with_annual_rate", "zh", (
+        (A, "您好，这里是安顺消费金融，我是客服专员周敏，工号二七一五，本次通话全程录音。"),
+        (C, "你好。"),
+        (A, "您现在可以再借三万，年化利率百分之十点九五，十二期总利息一千八百元。"),
+        (C, "那就借吧。"),
+        (A, "好的，借款已经提交成功了。"),
+    ), ()),
 ]
 
 
