@@ -76,3 +76,26 @@ def test_the_rule_exclusions_still_apply_to_meaning_matches(text: str) -> None:
     engine = ComplianceEngine(packs, session_id="s", language="en", normalizer=TextNormalizer(clause_scorer=scorer))
     found = engine.on_transcript(_final(0, 0, text))
     assert not [f for f in found if engine.rule(f.rule_id).maps_to == "sensitive_auth_requested"]
+
+
+class PairScorer:
+    """Means `family` only when a text holds both cue words: a claim that two sentences make together."""
+
+    def __init__(self, family: str, first: str, second: str) -> None:
+        self.family, self.first, self.second = family, first, second
+
+    def hits(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        return [{self.family: 0.97} if self.first in t and self.second in t else {} for t in texts]
+
+
+def test_a_pair_of_sentences_is_quoted_by_its_second() -> None:
+    # Two agent turns run together in the engine; the pair's claim belongs to the sentence that completes it,
+    # so its evidence (and the turn a reviewer is sent to) is that sentence, not the one before.
+    packs = load_packs(["contact_center"])
+    engine = ComplianceEngine(packs, session_id="s", language="en",
+                              normalizer=TextNormalizer(clause_scorer=PairScorer("sensitive_auth", "release", "six")))
+    engine.on_transcript(_final(0, 0, "I can release the payment from here."))
+    found = engine.on_transcript(_final(1, 0, "There are six numbers in the message on your phone."))
+    (finding,) = [f for f in found if engine.rule(f.rule_id).maps_to == "sensitive_auth_requested"]
+    assert finding.evidence[0].segment_id == "seg-1"
+    assert finding.evidence[0].text.startswith("There are six numbers")

@@ -81,6 +81,14 @@ class Match:
     phrase: str
     score: float
     method: str
+    # where a finding quotes it from, when not the whole span: a pair of sentences read together is quoted by its
+    # second sentence (checks such as negation and exclusions still read the whole span)
+    quote_start: int | None = None
+
+    @property
+    def quote(self) -> tuple[int, int]:
+        """The characters a finding quotes as evidence."""
+        return (self.start if self.quote_start is None else self.quote_start), self.end
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,12 +325,16 @@ class PhraseMatcher:
         sentences = [(m.start(), m.end()) for m in CLAUSE_RE.finditer(nt.original) if m.group().strip()]
         # each sentence, and each pair of neighbours: "That's locked in for as long as you hold it." promises
         # nothing alone, and a guaranteed 5.2% with the sentence before it
-        spans = sentences + [(a[0], b[1]) for a, b in zip(sentences, sentences[1:], strict=False)]
+        pairs = list(zip(sentences, sentences[1:], strict=False))
+        spans = sentences + [(a[0], b[1]) for a, b in pairs]
         if not spans:
             return []
         hits = self._clauses.hits([nt.original[s:e].strip() for s, e in spans])
-        return [Match(s, e, source, h[family], "meaning") for (s, e), h in zip(spans, hits, strict=True)
-                if family in h]
+        # A pair is quoted by its second sentence: the one that, heard after the first, makes the claim. (A pair
+        # quoted whole can begin in the turn before, when one speaker's turns run together.)
+        quoted = [None] * len(sentences) + [b[0] for _, b in pairs]
+        return [Match(s, e, source, h[family], "meaning", q)
+                for (s, e), q, h in zip(spans, quoted, hits, strict=True) if family in h]
 
     def _find_semantic(self, nt: NormText) -> list[Match]:
         assert self._embedder is not None and self.options.semantic is not None

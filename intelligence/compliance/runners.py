@@ -123,11 +123,10 @@ class ProhibitedPhraseRunner(Runner):
             self.spans.setdefault(turn.index, []).append((best.start, best.end))
             if waiting:
                 assert group.requires_context is not None
-                self.pending[(turn.index, group.name)] = (group.requires_context,
-                                                          turn.evidence(best.start, best.end))
+                self.pending[(turn.index, group.name)] = (group.requires_context, turn.evidence(*best.quote))
                 continue
             self.reported.add((turn.index, group.name))
-            out.append(self.finding(f"{self.rule.title} ({group.name})", [turn.evidence(best.start, best.end)]))
+            out.append(self.finding(f"{self.rule.title} ({group.name})", [turn.evidence(*best.quote)]))
         return out
 
 
