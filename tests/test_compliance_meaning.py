@@ -99,3 +99,17 @@ def test_a_pair_of_sentences_is_quoted_by_its_second() -> None:
     (finding,) = [f for f in found if engine.rule(f.rule_id).maps_to == "sensitive_auth_requested"]
     assert finding.evidence[0].segment_id == "seg-1"
     assert finding.evidence[0].text.startswith("There are six numbers")
+
+
+def test_a_pair_needs_more_confidence_than_a_sentence() -> None:
+    # the heads learned from single sentences: a pair they are only fairly sure about is not a claim
+    class Unsure(PairScorer):
+        def hits(self, texts: Sequence[str]) -> list[dict[str, float]]:
+            return [{self.family: 0.955} if h else {} for h in super().hits(texts)]
+
+    packs = load_packs(["contact_center"])
+    engine = ComplianceEngine(packs, session_id="s", language="en",
+                              normalizer=TextNormalizer(clause_scorer=Unsure("sensitive_auth", "release", "six")))
+    engine.on_transcript(_final(0, 0, "I can release the payment from here."))
+    found = engine.on_transcript(_final(1, 0, "There are six numbers in the message on your phone."))
+    assert not [f for f in found if engine.rule(f.rule_id).maps_to == "sensitive_auth_requested"]

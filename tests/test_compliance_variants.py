@@ -656,6 +656,65 @@ DIALOGUES = [
         (C, "那就借吧。"),
         (A, "好的，借款已经提交成功了。"),
     ), ()),
+    # A confirmation asked again in other words, after a backchannel, is the same item: an explicit yes closes it.
+    Dialogue("en_reask_in_other_words", "en", (
+        EN_OPEN,
+        (A, "The APR is 12.4% and you'd repay 6,480 in total. Are you clear on those terms and happy to sign?"),
+        (C, "Mm."),
+        (A, "I need to hear it from you clearly: do you understand the terms, and do you agree to sign?"),
+        (C, "Yes, I understand them and I agree."),
+        (A, "Thank you, I've set up the loan."),
+    ), ()),
+    Dialogue("zh_reask_then_hedge", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款基金不是存款，可能亏损本金，投资须谨慎。产品资料您是否已经阅读并理解？"),
+        (C, "嗯。"),
+        (A, "阿姨，麻烦您说一下，资料都看过、也理解了吗？"),
+        (C, "就那样吧。"),
+        (A, "好，请在认购书上签字。"),
+    ), (("customer_confirmation_missing", 5),)),
+    # The card's last four, said after a CVV came up, is not a CVV; a PAN read with a filler still is a PAN.
+    Dialogue("en_card_ending_after_cvv_question", "en", (
+        EN_OPEN,
+        (C, "Do you want the code on the back as well?"),
+        (A, "No, never read that out. I've found the card ending 6614, and the refund is on its way."),
+    ), ()),
+    Dialogue("en_pan_with_a_filler", "en", (
+        EN_OPEN,
+        (A, "How would you like to pay the balance today?"),
+        (C, "On my debit card, it's 5105 1051, uh, 0517 2210."),
+    ), (("pci_card_number_spoken", 2),)),
+    # An offer to put the order through is not the sale; a promise of the money back "at the very least" is one.
+    Dialogue("en_offer_then_disclosure_then_promise", "en", (
+        EN_OPEN,
+        (A, "The Northwind Equity fund would suit you, and I'm happy to put it through for you today."),
+        (A, "First the formal part: it's an investment, not a deposit, and you could get back less than you paid in."),
+        (A, "But between us, your twenty thousand comes back to you at the very least."),
+        (C, "Alright, go ahead and invest it."),
+    ), (("prohibited_promise", 3),)),
+    Dialogue("en_deposit_product_named_as_one", "en", (
+        EN_OPEN,
+        (A, "Our one-year fixed rate bond is a savings account, so it's a deposit like your current one, and it is "
+            "protected up to the scheme limit."),
+        (C, "Good, open that one."),
+    ), ()),
+    Dialogue("en_profile_refusal_not_able_to_arrange", "en", (
+        EN_OPEN,
+        (A, "Your questionnaire came out cautious, a two out of six, and the Frontier fund is a six out of six, "
+            "so I'm not able to arrange that for you."),
+        (C, "Fair enough."),
+    ), ()),
+    Dialogue("zh_premium_taken_concludes_repayment_does_not", "zh", (
+        (A, "您好，我是平川人寿的保险顾问孔然，工号三八一二，本次通话全程录音。这款终身寿险的保费每年六千元。"),
+        (C, "好，那就买吧。"),
+        (A, "好的，首期保费已经扣款成功了。"),
+    ), (("risk_disclosure_missing", 2), ("cooling_off_notice_missing", 2))),
+    Dialogue("zh_repayment_taken_is_no_sale", "zh", (
+        (A, "您好，我是平川银行贷后中心的专员孔然，工号三八一二，本次通话全程录音。您的借款逾期了，今天先还第一期可以吗？"),
+        (C, "行，从卡里扣吧。"),
+        (A, "好的，第一期八百元已经扣款成功，协商还款方案已经生效。"),
+    ), ()),
 ]
 
 

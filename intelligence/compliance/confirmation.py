@@ -29,7 +29,9 @@ WEAK_REPLIES = ("backchannel", "hedge", "question")
 _TOPIC_RE = re.compile(r"阅读|看过|理解|明白|清楚|了解|知晓|同意|自愿|确认|风险|损失|\b(?:read|understood|understand|"
                        r"agree|accept|consent|clear|happy|risks?|exclu\w*|terms|conditions)\b", re.IGNORECASE)
 _QUOTE = "[\u2018\u2019\u201c\u201d\"']?"
-_ASK_AGAIN_RE = re.compile(r"明确|是或者否|是还是否|再问|\b(?:clear answer|yes or no|again|just to be clear)\b",
+_ASK_AGAIN_RE = re.compile(r"明确|是或者否|是还是否|再问|亲口|(?:得|要|需要|麻烦)您(?:亲口)?(?:说|回答|讲)一下|您(?:说|回答)一下"
+                           r"|\b(?:clear answer|yes or no|again|just to be clear|clearly|in your own words|hear it|"
+                           r"hear you say|need you to say|out loud)\b",
                            re.IGNORECASE)
 # the agent coaching the answer (您就说'是'就行, "just say yes"): the question is still open, not moved on from
 _COACH_RE = re.compile(f"说{_QUOTE}(是|对|同意|确认|理解){_QUOTE}就(行|可以|好)"
@@ -48,8 +50,13 @@ _CJK_RE = re.compile(r"[\u4e00-\u9fff]")
 
 
 def _another_question(previous: str, text: str) -> bool:
-    """True if `text` asks a different question from `previous` (little of the wording repeats)."""
+    """True if `text` asks a different question from `previous`: little of the wording repeats and most of what
+    it asks about is new ("do you understand the terms and want to go ahead?" asked again as "tell me whether you
+    understand the terms and agree to take the loan" is the same question)."""
     if not previous:
+        return False
+    before, now = question_topics(previous), question_topics(text)
+    if before and now and len(before & now) * 2 >= len(before | now):
         return False
     a, b = previous.lower(), text.lower()
     if _CJK_RE.search(a + b):  # Chinese: compare characters

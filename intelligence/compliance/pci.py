@@ -173,7 +173,7 @@ def find_card_numbers(text: str, *, allow_unverified: bool = True, card_context:
         if best is not None:
             out.append(best)
     if not out:
-        out.extend(_pan_across_asides(digit_runs(text), text))
+        out.extend(_pan_across_asides(digit_runs(text), text, unverified=allow_unverified and has_card_context))
     return out
 
 
@@ -196,9 +196,12 @@ def _aside(text: str, runs: Sequence[Sequence[DigitPiece]], a: Sequence[DigitPie
     return not any(r[0].start >= lo and r[-1].end <= hi and len(_digits(r)) > 1 for r in runs)
 
 
-def _pan_across_asides(runs: Sequence[Sequence[DigitPiece]], text: str) -> list[SensitiveSpan]:
+def _pan_across_asides(runs: Sequence[Sequence[DigitPiece]], text: str, *,
+                       unverified: bool = False) -> list[SensitiveSpan]:
     """Consecutive groups of 3+ digits, each pair apart by a short aside, that together make a Luhn-valid 13-19
-    digit number. Only a valid checksum counts here: the asides could be anything."""
+    digit number. Without a valid checksum the asides could be anything, so with `unverified` (the text talks
+    about a card) only 16 digits starting like a card number in groups of four, apart by a filler or a pause
+    ("4929 3810, um, 7765 2043"), count."""
     groups = [r for r in runs if len(_digits(r)) >= _GROUP_MIN_DIGITS]
     out: list[SensitiveSpan] = []
     i = 0
@@ -217,12 +220,33 @@ def _pan_across_asides(runs: Sequence[Sequence[DigitPiece]], text: str) -> list[
                 chain = [p for g in groups[i : j + 1] for p in g]
                 if not _identity_number(chain, text):
                     found = (j, SensitiveSpan("pan", groups[i][0].start, groups[j][-1].end, digits, True))
+        if found is None and unverified:
+            found = _unverified_chain(groups, i, runs, text)
         if found is not None:
             out.append(found[1])
             i = found[0] + 1
         else:
             i += 1
     return out
+
+
+_FILLER_RE = re.compile(r"^[\s,.;:…-]*(?:(?:um+|uh+|er+|erm|hmm+|ah|sorry|hang on|hold on|one sec(?:ond)?|wait|"
+                        r"let me see|嗯|呃|那个|等一下)[\s,.;:…-]*)*$", re.IGNORECASE)
+
+
+def _unverified_chain(groups: Sequence[Sequence[DigitPiece]], i: int, runs: Sequence[Sequence[DigitPiece]],
+                      text: str) -> tuple[int, SensitiveSpan] | None:
+    """Groups of four digits from `i`, 16 in all, apart only by fillers, starting with 3-6."""
+    pieces = [p for g in groups[i:] for p in g][:4]
+    if len(pieces) < 4 or any(len(p.digits) != 4 for p in pieces) or pieces[0].digits[0] not in "3456":
+        return None
+    for a, b in zip(pieces, pieces[1:], strict=False):
+        if not _FILLER_RE.match(text[a.end : b.start]):
+            return None
+    last = next(j for j in range(i, len(groups)) if pieces[-1] in groups[j])
+    if _identity_number(pieces, text):
+        return None
+    return last, SensitiveSpan("pan", pieces[0].start, pieces[-1].end, "".join(p.digits for p in pieces), False)
 
 
 _ID_CONTEXT_RE = re.compile(r"身份证|证件号|手机号|电话|\bid number\b|\bpassport\b|\b(?:phone|mobile|cell) number\b",
@@ -248,9 +272,11 @@ def _long_piece_pan(run: Sequence[DigitPiece]) -> SensitiveSpan | None:
     return None
 
 
-_NOT_CVV_BEFORE_RE = re.compile(
+NOT_CVV_BEFORE_RE = re.compile(
     r"\b(?:reference|ref|case|claim|ticket|extension|ext|order|member|account|policy|branch|sort code)\b"
-    r"[^.?!]{0,12}$|参考号|编号|工号|尾号", re.IGNORECASE)
+    r"[^.?!]{0,12}$|参考号|编号|工号|尾号"
+    # the card's last four, said to pick the card: "your card ending 2290", "it ends in 4417"
+    r"|\b(?:ending|ends|ended) (?:in |with )?$|\blast (?:four|4)(?: digits)?(?: are| is)?:? $", re.IGNORECASE)
 
 
 _ROUND_THE_CLOCK_RE = re.compile(r"(?:twenty[- ]four[- ]seven|24 ?[/-]? ?7)$", re.IGNORECASE)
@@ -267,7 +293,7 @@ def find_cvv(text: str, pans: Sequence[SensitiveSpan] = ()) -> list[SensitiveSpa
         start, end = run[0].start, run[-1].end
         if not 3 <= len(digits) <= 4 or any(p.start <= start < p.end for p in pans):
             continue
-        if _NOT_CVV_BEFORE_RE.search(text[max(0, start - 30) : start]):
+        if NOT_CVV_BEFORE_RE.search(text[max(0, start - 30) : start]):
             continue  # "quote reference FR 2291", "extension 4410"
         if _ROUND_THE_CLOCK_RE.match(text[start:end]):
             continue  # "the number on the back of the card, it's staffed twenty-four seven"

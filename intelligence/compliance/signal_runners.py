@@ -9,6 +9,7 @@ from intelligence.compliance.matching import Match, PhraseMatcher, is_negated
 from intelligence.compliance.pci import (
     CARD_CONTEXT_RE,
     CVV_KEYWORDS_RE,
+    NOT_CVV_BEFORE_RE,
     SensitiveSpan,
     digit_runs,
     find_card_numbers,
@@ -97,8 +98,10 @@ class CvvRunner(Runner):
             # (a lone digit is a word: 三位啊……是二八四, "one sec, it's 609")
             runs = [r for r in digit_runs(turn.text) if r[-1].end > ctx.offset and len("".join(p.digits for p in r)) > 1]
             # ... unless the answer is a date ("the third of February, nineteen ninety-one")
+            # ... or the card's last four ("your card ending 2290", 尾号0375)
             if (len(runs) == 1 and 3 <= len("".join(p.digits for p in runs[0])) <= 4 and not pans
-                    and not _DATE_RE.search(turn.text)):
+                    and not _DATE_RE.search(turn.text)
+                    and not NOT_CVV_BEFORE_RE.search(turn.text[max(0, runs[0][0].start - 30) : runs[0][0].start])):
                 hits = [SensitiveSpan("cvv", runs[0][0].start, runs[0][-1].end, "".join(p.digits for p in runs[0]))]
         if not hits:
             return []
