@@ -46,6 +46,8 @@ class CardNumberRunner(Runner):
         assert isinstance(rule.spec, CardNumberSpec)
         self.spec = rule.spec
         self.reported: set[tuple[int, str]] = set()
+        # spans reported per turn: as a number's later groups arrive, the same digits re-read are not a second card
+        self.spans: dict[int, list[tuple[int, int]]] = {}
 
     def on_segment(self, ctx: SegmentContext) -> list[Finding]:
         turn = ctx.turn
@@ -63,7 +65,10 @@ class CardNumberRunner(Runner):
         for s in spans:
             if s.end <= ctx.offset or (turn.index, s.value[-4:]) in self.reported:
                 continue
+            if any(s.start < e and b < s.end for b, e in self.spans.get(turn.index, ())):
+                continue
             self.reported.add((turn.index, s.value[-4:]))
+            self.spans.setdefault(turn.index, []).append((s.start, s.end))
             note = "Luhn-valid" if s.luhn_valid else "16 digits near 'card', Luhn failed"
             out.append(self.finding(f"{self.rule.title} ({note})", [turn.evidence(s.start, s.end)]))
         return out
