@@ -715,6 +715,50 @@ DIALOGUES = [
         (C, "行，从卡里扣吧。"),
         (A, "好的，第一期八百元已经扣款成功，协商还款方案已经生效。"),
     ), ()),
+    # dev20 round: reinstated cover and a payment plan are not sales; "I can't tell you it won't lose" denies a
+    # promise; a stocks-and-shares ISA likened to a cash ISA is a deposit likeness; a rhetorical yes is a yes.
+    Dialogue("en_reinstated_policy_and_payment_plan", "en", (
+        EN_OPEN,
+        (C, "My pet insurance lapsed when the premium bounced."),
+        (A, "I've taken the missed premium, and your policy is active again from today."),
+        (C, "And can I pay the loan arrears monthly?"),
+        (A, "Yes, I've set up a repayment plan of forty pounds a month."),
+    ), ()),
+    Dialogue("en_cannot_tell_you_it_wont_lose", "en", (
+        EN_OPEN,
+        (A, "The Harbour Equity fund is an investment. I can't tell you it won't lose money; it can fall in value."),
+    ), ()),
+    Dialogue("en_investment_isa_like_cash_isa", "en", (
+        EN_OPEN,
+        (A, "Our global equity fund ISA is basically a cash ISA that pays more."),
+    ), (("product_misrepresentation", 1),)),
+    Dialogue("en_we_record_all_our_calls", "en", (
+        (A, "Morning, Fernbank Credit Union, Chloe speaking. Just so you know, we record all our calls."),
+        (C, "Hi Chloe, I need my balance."),
+    ), ()),
+    Dialogue("zh_rhetorical_yes_and_small_talk", "zh", (
+        (A, "您好，我是津门银行理财经理赵雪，工号六六一九，今天办理全程录音录像，您同意吗？"),
+        (C, "同意，这有啥不同意的。"),
+        (A, "请问您是李先生吗？"),
+        (C, "是我，啥事啊？"),
+        (A, "李先生，可以给您办理一下账户升级。"),
+    ), ()),
+    Dialogue("zh_whatever_the_price_principal_back", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款黄金挂钩的理财，金价不管怎么走，到期都是连本带息拿回来。"),
+    ), (("prohibited_promise", 2),)),
+    Dialogue("zh_customer_placed_the_order_before_disclosure", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这只债券基金近一年年化百分之二左右。"),
+        (C, "行，我在手机上点了，已经下单了，显示认购成功。"),
+        (A, "好的，再跟您提示一下：基金不是存款，净值会波动，可能亏损本金。"),
+    ), (("risk_disclosure_out_of_order", 4),)),
+    Dialogue("zh_renewal_officer_is_no_promise", "zh", (
+        (A, "您好，我是平川财产保险的续保专员何俊，工号二二零四六，本次通话全程录音。您的车险下月到期。"),
+        (C, "知道了，我回头自己续。"),
+    ), ()),
 ]
 
 

@@ -38,6 +38,9 @@ _COACH_RE = re.compile(f"说{_QUOTE}(是|对|同意|确认|理解){_QUOTE}就(�
                        + r"|\bjust say (yes|i (do|agree|understand))\b", re.IGNORECASE)
 
 
+# a yes asked as a rhetorical question: 有啥不同意的, 介有嘛不明白的, "why wouldn't I agree"
+_RHETORICAL_YES_RE = re.compile(r"(?:有|还有)(?:啥|嘛|什么|么|哈)(?:好|可)?不(?:同意|愿意|明白|清楚|理解|可以|行)的"
+                                r"|\bwhy (?:wouldn't|would not) i\b", re.IGNORECASE)
 _HESITANT_RE = re.compile(r"^\W*(?:嗯|呃|额|唔|啊|um+|uh+|er+|erm|hmm+|mm+|well)\W*(?:…|\.\.\.|⋯)", re.IGNORECASE)
 
 
@@ -142,6 +145,8 @@ class ConfirmationRunner(Runner):
         nt = turn.nt
         if nt is None or not nt.tokens:
             return "backchannel"
+        if _RHETORICAL_YES_RE.search(turn.text):  # 同意，介有嘛不同意的 ("what's there not to agree to")
+            return "explicit"
         if self.negative and self.negative.find(nt):
             return "hedge"
         hedges = self.hedges.find(nt) if self.hedges else []
@@ -260,7 +265,8 @@ class ConfirmationRunner(Runner):
                 # "I'll put you down as a yes" after "I guess, if everybody gets it": consent recorded from a
                 # hedge, with no confirmation question at all
                 reply, self._last_reply = self._last_reply, None
-                if self.classify(reply) in WEAK_REPLIES:
+                # (a question back with no question asked is small talk: 是我，弄啥嘞？ at the start of a call)
+                if self.classify(reply) in ("backchannel", "hedge"):
                     return [self.finding(f"{self.rule.title}: no explicit answer", [reply.whole_evidence()])]
             return []
         if not item.replies:
