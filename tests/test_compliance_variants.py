@@ -759,6 +759,47 @@ DIALOGUES = [
         (A, "您好，我是平川财产保险的续保专员何俊，工号二二零四六，本次通话全程录音。您的车险下月到期。"),
         (C, "知道了，我回头自己续。"),
     ), ()),
+    # dev21 round: a payment holiday agreed and done is no sale; "while the plan is active" is a condition; an
+    # add-on "that's added" concludes an insurance sale; a thirty-day window to cancel is a cooling-off notice.
+    Dialogue("en_payment_holiday_done_is_no_sale", "en", (
+        EN_OPEN,
+        (C, "I've lost my job and I'm worried about my mortgage."),
+        (A, "We can offer a three-month payment holiday on your mortgage. Interest still builds up. Do you understand, "
+            "and shall I start it?"),
+        (C, "Yes, I understand, please start it."),
+        (A, "Done. Your payments are paused until October."),
+    ), ()),
+    Dialogue("en_while_the_plan_is_active", "en", (
+        EN_OPEN,
+        (C, "I'm overdrawn and can't clear it."),
+        (A, "I can set up a repayment plan, and while the plan is active we won't charge overdraft fees."),
+    ), ()),
+    Dialogue("en_insurance_added_without_cooling_off", "en", (
+        EN_OPEN,
+        (A, "Our gadget insurance covers your phone against theft. It doesn't cover loss, and there's a $50 excess."),
+        (A, "Do you understand those exclusions, and shall I add it?"),
+        (C, "Yes, I understand, add it."),
+        (A, "Great, that's added, and the $7 comes out monthly."),
+    ), (("cooling_off_notice_missing", 4),)),
+    Dialogue("en_window_to_cancel_is_a_cooling_off_notice", "en", (
+        EN_OPEN,
+        (A, "Our gadget insurance covers your phone against theft. It doesn't cover loss, and there's a $50 excess."),
+        (A, "You'd have a fourteen-day window to cancel and get all your money back. Do you understand the exclusions?"),
+        (C, "Yes, I understand, add it."),
+        (A, "Great, that's added, and the $7 comes out monthly."),
+    ), ()),
+    Dialogue("zh_double_negative_yes", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款理财不是存款，可能亏损本金，投资须谨慎。请问您是否已经阅读并理解？"),
+        (C, "没有不清楚的，我确认，已经阅读并理解了。"),
+        (A, "好的，请您在认购书上签字。"),
+    ), ()),
+    Dialogue("zh_not_a_cent_less", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款理财您放心，到期本金一分都少不了。"),
+    ), (("prohibited_promise", 2),)),
 ]
 
 

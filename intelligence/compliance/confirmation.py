@@ -39,7 +39,7 @@ _COACH_RE = re.compile(f"说{_QUOTE}(是|对|同意|确认|理解){_QUOTE}就(�
 
 
 # a yes asked as a rhetorical question: 有啥不同意的, 介有嘛不明白的, "why wouldn't I agree"
-_RHETORICAL_YES_RE = re.compile(r"(?:有|还有)(?:啥|嘛|什么|么|哈)(?:好|可)?不(?:同意|愿意|明白|清楚|理解|可以|行)的"
+_RHETORICAL_YES_RE = re.compile(r"(?:(?:有|还有)(?:啥|嘛|什么|么|哈)(?:好|可)?|没有|没啥|没什么)不(?:同意|愿意|明白|清楚|理解|可以|行)的"
                                 r"|\bwhy (?:wouldn't|would not) i\b", re.IGNORECASE)
 _HESITANT_RE = re.compile(r"^\W*(?:嗯|呃|额|唔|啊|um+|uh+|er+|erm|hmm+|mm+|well)\W*(?:…|\.\.\.|⋯)", re.IGNORECASE)
 

@@ -422,7 +422,7 @@ def _events(pm: _Map, base: MatchOptions, pack_langs: tuple[str, ...]) -> tuple[
         out.append(
             EventDef(name, _speaker(em, "any"), tuple(alternatives), _match_options(em, base),
                      em.str("requires_context"), em.strs("languages") or pack_langs,
-                     em.boolean("skip_questions", False))
+                     em.boolean("skip_questions", False), em.strs("not_near"))
         )
         em.done()
     return tuple(out)

@@ -86,6 +86,9 @@ class EventDef:
     languages: tuple[str, ...] = ()
     # "Shall I set it up for you?" offers the sale; it does not conclude it
     skip_questions: bool = False
+    # phrases that, said in this turn or the two before it, mean the moment is something else: "Done." after
+    # agreeing to a payment holiday concludes a change to an existing loan, not a sale
+    not_near: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ from intelligence.compliance.signal_runners import (
     RiskMismatchRunner,
     SilenceRunner,
 )
-from intelligence.compliance.state import CallState, EventState
+from intelligence.compliance.state import CallState, EventState, Turn
 from intelligence.compliance.text import NormText, TextNormalizer, fuzzy_parts
 from intelligence.types import Evidence, Finding
 
@@ -194,6 +194,15 @@ class EventTracker:
         self.context_matchers = {
             name: PhraseMatcher(phrases, normalizer) for name, phrases in pack.contexts.items()
         }
+        self.not_near = {ev.name: PhraseMatcher(ev.not_near, normalizer) for ev in pack.events if ev.not_near}
+
+    def _near_exception(self, ev_name: str, turn: Turn) -> bool:
+        """True if a `not_near` phrase of the event was said in `turn` or the two turns before it."""
+        matcher = self.not_near.get(ev_name)
+        if matcher is None:
+            return False
+        recent_turns = self.state.turns[max(0, turn.index - 2) : turn.index + 1]
+        return any(t.nt is not None and matcher.find(t.nt) for t in recent_turns)
 
     def update(self, ctx: SegmentContext, language: str) -> None:
         turn = ctx.turn
@@ -235,6 +244,11 @@ class EventTracker:
                         if new_span is None or hits[0].start > new_span[0]:  # the element that completes it
                             new_span = (hits[0].start, hits[0].end)
                 count = sum(1 for (alt_i, _), _ev in st.hits.items() if alt_i == a)
+                if count >= alt.min_elements and new_in_seg is not None and self._near_exception(ev.name, turn):
+                    for el in alt.elements:  # not this moment: forget the hits it would have counted
+                        if st.hits.get((a, el.name)) is new_in_seg:
+                            del st.hits[(a, el.name)]
+                    continue
                 if count >= alt.min_elements and new_in_seg is not None:
                     if st.first_turn is None:
                         st.first_turn, st.first_evidence = turn.index, new_in_seg
