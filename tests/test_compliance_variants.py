@@ -800,6 +800,37 @@ DIALOGUES = [
         (C, "同意。"),
         (A, "这款理财您放心，到期本金一分都少不了。"),
     ), (("prohibited_promise", 2),)),
+    # dev22 round: a payment split and a fee waived are servicing; an offer "I can still put it through" is not the
+    # sale; a CD likeness is no longer hidden by the sentence naming a CD; 不能向您保证收益 denies the promise.
+    Dialogue("en_payment_split_is_servicing", "en", (
+        EN_OPEN,
+        (C, "I can't pay the whole loan instalment this week."),
+        (A, "On the loan, we can split the payment: $150 today and the rest on the thirtieth, and I'm taking off "
+            "the $25 late fee."),
+        (C, "Yes, that works."),
+        (A, "It's set up. Your arrangement reference is 55120."),
+    ), ()),
+    Dialogue("en_offer_despite_profile_then_disclosure", "en", (
+        EN_OPEN,
+        (A, "Your profile is cautious, a two out of seven, and the Apex fund is a six, but I can still put it through."),
+        (C, "Is that a problem?"),
+        (A, "The fund isn't a deposit; it's an investment and you could get back less than you put in."),
+        (C, "Alright, go ahead and buy it."),
+    ), (("risk_assessment_mismatch", 1),)),
+    Dialogue("en_really_just_a_cd", "en", (
+        EN_OPEN,
+        (A, "Let me tell you about our Market Income fund, an investment in corporate bonds."),
+        (A, "Honestly, it's really just a certificate of deposit with a better rate attached."),
+    ), (("product_misrepresentation", 2),)),
+    Dialogue("en_years_and_amounts_are_no_card", "en", (
+        EN_OPEN,
+        (A, "I've refunded the card's two $5 fees from 2020 and 2021, so the balance is now $1,246.47."),
+    ), ()),
+    Dialogue("zh_cannot_promise_a_return", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款产品不保本，我也不能向您保证收益。理财非存款、产品有风险、投资须谨慎。"),
+    ), ()),
 ]
 
 

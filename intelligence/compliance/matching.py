@@ -55,6 +55,9 @@ _ZH_NEGATED_PROMISE_RE = re.compile(
     # 不存在刚性兑付, 打破了刚性兑付: the practice named after it is denied
     r"|(?:不存在|并不存在|已经不存在|没有所谓的?|打破了?|不再有|不搞)"
 )
+_ZH_PROMISE_VERB_RE = re.compile(r"承诺|保证|确保|担保")
+_ZH_NEGATOR_TAIL_RE = re.compile(r"(?:不|没有?|未|绝不|从不|并不|无法|没法)(?:有人|人|任何人|谁)?(?:能|会|敢|可以|可能|得|再)?"
+                                 r"(?:向您|跟您|给您|对您|和您|向你|跟你|给你)?$")
 _ZH_NEGATION_REACH_CHARS = 12
 _HARD_CLAUSE_BREAK_RE = re.compile(r"[!?;，。！？；\n]")
 
@@ -447,6 +450,9 @@ def _zh_negated_promise(text: str, start: int) -> bool:
     window_start = max(left, start - _ZH_NEGATION_REACH_CHARS - 8)
     if any(m.end() <= start and start - m.end() <= _ZH_NEGATION_REACH_CHARS
            for m in _ZH_NEGATED_PROMISE_RE.finditer(text, window_start, start)):
+        return True
+    # the match begins with the promise verb itself: 我也不能向您|保证收益
+    if _ZH_PROMISE_VERB_RE.match(text, start) and _ZH_NEGATOR_TAIL_RE.search(text[max(left, start - 10) : start]):
         return True
     # the same heard through ASR homophones (不成落保本 for 不承诺保本): by sound, right before the match
     return _negated_by_sound(text[max(left, start - 6) : start])

@@ -202,7 +202,8 @@ def _pan_across_asides(runs: Sequence[Sequence[DigitPiece]], text: str, *,
     digit number. Without a valid checksum the asides could be anything, so with `unverified` (the text talks
     about a card) only 16 digits starting like a card number in groups of four, apart by a filler or a pause
     ("4929 3810, um, 7765 2043"), count."""
-    groups = [r for r in runs if len(_digits(r)) >= _GROUP_MIN_DIGITS]
+    # (an amount or a year is no group of a card number: "the fees from 2020 and 2021, so the balance is $1,246.47")
+    groups = [r for r in runs if len(_digits(r)) >= _GROUP_MIN_DIGITS and not _amount_or_year(r, text)]
     out: list[SensitiveSpan] = []
     i = 0
     while i < len(groups):
@@ -228,6 +229,20 @@ def _pan_across_asides(runs: Sequence[Sequence[DigitPiece]], text: str, *,
         else:
             i += 1
     return out
+
+
+_YEAR_RE = re.compile(r"(?:19|20)\d\d")
+_YEAR_BEFORE_RE = re.compile(r"\b(?:in|from|since|of|and|until|till|to|year|years)\s*$", re.IGNORECASE)
+
+
+def _amount_or_year(run: Sequence[DigitPiece], text: str) -> bool:
+    """True for a run said as money ($1,246.47, 500元) or as a year (from 2020)."""
+    start, end = run[0].start, run[-1].end
+    if re.search(r"[$£€¥]\s*$", text[max(0, start - 2) : start]) or re.match(r"\.\d\d\b|\s*(?:元|块|dollars?|pounds?|euros?)",
+                                                                         text[end : end + 8], re.IGNORECASE):
+        return True
+    return len(run) == 1 and _YEAR_RE.fullmatch(run[0].digits) is not None and \
+        _YEAR_BEFORE_RE.search(text[max(0, start - 8) : start]) is not None
 
 
 _FILLER_RE = re.compile(r"^[\s,.;:…-]*(?:(?:um+|uh+|er+|erm|hmm+|ah|sorry|hang on|hold on|one sec(?:ond)?|wait|"
