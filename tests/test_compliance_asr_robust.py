@@ -55,3 +55,19 @@ def test_signing_heard_as_qian_ge_ming_concludes_the_sale() -> None:
         (0, "这款理财产品收益不错，那就给您办了，请在右下角千个名就行。"),
     ])
     assert "risk_disclosure_missing" in {rule for rule, _ in found}
+
+
+def test_a_name_written_in_lower_case_after_the_desk_still_counts() -> None:
+    found = _run("en", [
+        (0, "Herb online bank customer care tower speaking. Calls are recorded. What can I help you with?"),
+        (1, "Hi, I need a new card."),
+    ])
+    assert "agent_identity_missing" not in {rule for rule, _ in found}
+
+
+def test_a_staff_number_heard_with_latin_letters_still_counts() -> None:
+    found = _run("zh", [
+        (0, "您好，我是佳和银行客户经理曹影，Goo号2951，接下来的销售过程会全程录音录像，您同意吗？"),
+        (1, "同意。"),
+    ])
+    assert "agent_identity_missing" not in {rule for rule, _ in found}

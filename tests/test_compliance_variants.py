@@ -831,6 +831,44 @@ DIALOGUES = [
         (C, "同意。"),
         (A, "这款产品不保本，我也不能向您保证收益。理财非存款、产品有风险、投资须谨慎。"),
     ), ()),
+    # dev23 round: a scale said "of one to seven"; a deferral agreed is servicing; "we record our member calls";
+    # "Calls here" is no name; "you'll be well ahead"; 不能讲稳赚不赔; 赔不着.
+    Dialogue("en_scale_of_one_to_seven_matches", "en", (
+        EN_OPEN,
+        (A, "Your attitude-to-risk questionnaire came out as balanced, and the Meridian portfolio is rated four on our "
+            "scale of one to seven, which suits a balanced profile."),
+        (A, "It's an investment, not a deposit, and you could get back less than you put in. Do you understand?"),
+        (C, "Yes, I understand. Put $10,000 into it."),
+    ), ()),
+    Dialogue("en_deferral_done_is_no_sale", "en", (
+        EN_OPEN,
+        (A, "On your mortgage we can defer up to three payments; it shows as an agreed arrangement on your file."),
+        (C, "Yes, please set that up."),
+        (A, "Done. Nothing will be taken in July or August."),
+    ), ()),
+    Dialogue("en_member_calls_recorded_and_desk_greeting", "en", (
+        (A, "Hello, Oakfield Bank card services. Calls here are monitored. This is Dana, how can I help?"),
+        (C, "Hi, my card is blocked."),
+        (A, "Thank you for calling Birchwood Credit Union, this is Dana. We record our member calls."),
+    ), ()),
+    Dialogue("en_desk_greeting_without_a_name", "en", (
+        (A, "Hello, Oakfield Bank card services. Calls here are monitored and recorded. How can I help?"),
+        (C, "Hi, my card is blocked."),
+    ), (("agent_identity_missing", 0),)),
+    Dialogue("en_well_ahead_in_five_years", "en", (
+        EN_OPEN,
+        (A, "The Global Tech fund is an equity fund. Give it five years and you'll be well ahead of where you are."),
+    ), (("prohibited_promise", 1),)),
+    Dialogue("zh_cannot_say_sure_profit", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款理财不保本，我不能讲稳赚不赔，理财非存款、产品有风险、投资须谨慎。"),
+    ), ()),
+    Dialogue("zh_never_lose_on_you", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款基金拿满两年，怎么着也比定期强，赔不着您。"),
+    ), (("prohibited_promise", 2),)),
 ]
 
 

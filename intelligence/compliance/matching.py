@@ -49,7 +49,7 @@ _CLAUSE_BREAK_RE = re.compile(r"[,.!?;:，。！？；：、\n]")
 # 没有人能保证金价只涨不跌, 不能保证收益. The claim may sit a few characters after the verb.
 _ZH_NEGATED_PROMISE_RE = re.compile(
     r"(?:不|没有?|未|无|非|别|勿|绝不|从不|并不|并没有?)(?:有人|人|任何人|谁)?(?:能|会|敢|可以|可能|得|再)?"
-    r"(?:向您|跟您|给您|对您|和您)?(?:承诺|保证|确保|担保|保障|代表|意味着?|等于|敢说|能说|受)"
+    r"(?:向您|跟您|给您|对您|和您)?(?:承诺|保证|确保|担保|保障|代表|意味着?|等于|敢说|能说|敢讲|能讲|说|讲|受)"
     # 没有哪只基金是稳赚的, 没有任何产品能保本: "no X is/can ..." negates the claim that follows
     r"|(?:没有?|并没有|不存在)(?:哪|任何|一)[^，。？！,?!]{0,5}(?:是|能|会|敢|可以)"
     # 不存在刚性兑付, 打破了刚性兑付: the practice named after it is denied

@@ -22,14 +22,14 @@ _NOT_AFTER = r"(?!\s*(?:percent|per cent|%|years?|months?|weeks?|days?|people|cu
 _OUT_OF_RE = re.compile(rf"\b(?P<n>{_NUM}) (?:out of|outta|in) (?P<m>{_NUM})\b{_NOT_AFTER}")
 _ON_SCALE_RE = re.compile(
     rf"\b(?P<n>{_NUM}) on (?:our|the|a|its|their|that|this|your)(?: [a-z-]+){{0,3}} (?:scale|ladder|indicator|meter|"
-    rf"spectrum)(?: (?:of|from one to|from 1 to|out of) (?P<m>{_NUM}))?")
+    rf"spectrum)(?: (?:of (?:one|1) to|from (?:one|1) to|of|out of) (?P<m>{_NUM}))?")
 _BAND_RE = re.compile(
     rf"\b(?:risk )?(?:band|level|tier|grade|bucket|risk class|risk category|risk rating|risk score|risk grade|"
     rf"srri|sri)(?: of)? (?P<n>{_NUM})\b(?: (?:out of|of) (?P<m>{_NUM})\b)?{_NOT_AFTER}")
 # "that's a nine": a bare number, read only where the turn names its scale
 _BARE_RE = re.compile(rf"\b(?:that's|it's|is|that one's|this one's|sits at|comes in at|rated|rated at) (?:a|an) "
                       rf"(?P<n>{_NUM})\b(?![ -]?(?:year|month|week|day|percent|per cent|%|star|point|hour))")
-_TURN_SCALE_RE = re.compile(rf"\b(?:scale of|out of|one to|1 to|1-)\s?(?P<m>{_NUM})\b")
+_TURN_SCALE_RE = re.compile(rf"\b(?:scale of (?:one|1) to|scale of|out of|one to|1 to|1-)\s?(?P<m>{_NUM})\b")
 _TOP_RE = re.compile(r"\b(?:the )?(?:highest|top|riskiest|punchiest|most adventurous|most aggressive|most volatile) "
                      r"(?:level|band|rating|risk|tier|grade|category|one|on our scale|we (?:do|offer|have))\b"
                      r"|\b(?:class(?:es|ed|ifies|ified)?|rate[sd]?|grade[sd]?|categori[sz](?:es|ed)|flag(?:s|ged)?)"
@@ -57,6 +57,8 @@ class ScaleMention:
     level: float
     start: int
     end: int
+    # False when the scale's size was not said ("rated four on our scale"): the level assumes a 1-5 scale
+    scale_stated: bool = True
 
 
 def _num(word: str | None) -> int | None:
@@ -116,7 +118,7 @@ def scale_mentions(text: str) -> list[ScaleMention]:
         if n > scale:
             continue
         roles.append(_role(text, start, floor))
-        out.append(ScaleMention("product", _on_five(n, scale), start, end))
+        out.append(ScaleMention("product", _on_five(n, scale), start, end, bool(m or turn_scale)))
         floor = end
     for m in _TOP_RE.finditer(text):
         # "a six out of seven, the punchiest one we do" is one rating said twice
@@ -128,5 +130,5 @@ def scale_mentions(text: str) -> list[ScaleMention]:
         if role is None:
             earlier = [r for r in roles[:i] if r == "profile"]
             role = "product" if earlier or len(out) == 1 else "profile"
-        resolved.append(ScaleMention(role, mention.level, mention.start, mention.end))
+        resolved.append(ScaleMention(role, mention.level, mention.start, mention.end, mention.scale_stated))
     return sorted(resolved, key=lambda x: x.start)

@@ -160,7 +160,8 @@ class RiskMismatchRunner(Runner):
             # (and decides whose it is: "put you at level six out of seven" is the profile's, not a product's)
             said = scale_mentions(turn.nt.norm)
             found = [(lvl, m) for lvl, m in found if not any(m.start < x.end and x.start < m.end for x in said)]
-            found += [(x.level, Match(x.start, x.end, f"scale:{role}", 1.0, "regex")) for x in said if x.role == role]
+            found += [(x.level, Match(x.start, x.end, f"scale:{role}" + ("" if x.scale_stated else ":unsized"), 1.0,
+                                      "regex")) for x in said if x.role == role]
         kept = longest_first([m for _, m in found])
         return [(level, m) for level, m in found if m in kept]
 
@@ -197,6 +198,11 @@ class RiskMismatchRunner(Runner):
         graded = [x for x in product if _is_grade(x[1].phrase)]
         prod_level, prod_match = max(graded or product, key=lambda x: x[0])
         if prof_level >= prod_level:
+            return []
+        # a number on a scale whose size nobody said ("rated four on our scale") against a profile in words
+        # (balanced = 3) is too loose to call one level apart
+        unsized = prod_match.phrase.endswith(":unsized") or prof_match.phrase.endswith(":unsized")
+        if unsized and prod_level - prof_level < 2:
             return []
         self.reported = True
         evidence = [turn.evidence(prod_match.start, prod_match.end)]
