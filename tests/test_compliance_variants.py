@@ -869,6 +869,34 @@ DIALOGUES = [
         (C, "同意。"),
         (A, "这款基金拿满两年，怎么着也比定期强，赔不着您。"),
     ), (("prohibited_promise", 2),)),
+    # dev24 round: "guaranteed at least 5%"; money moved into a note concludes the sale; "worst case ... back in
+    # profit"; a card replaced is servicing; 可以给您下单 is an offer; 可能比投进去的少 is a disclosure.
+    Dialogue("en_guaranteed_percentage_and_money_moved", "en", (
+        EN_OPEN,
+        (A, "Our Growth Note is linked to the index, and you're guaranteed at least 5% a year."),
+        (C, "Okay, go on then."),
+        (A, "I've moved the $25,000 into the Growth Note as of today."),
+    ), (("prohibited_promise", 1), ("risk_disclosure_missing", 3))),
+    Dialogue("en_worst_case_back_in_profit", "en", (
+        EN_OPEN,
+        (A, "The Pacific Equity fund dips sometimes, but it always comes back. Worst case, you sit tight a few months "
+            "and you're back in profit."),
+    ), (("prohibited_promise", 1),)),
+    Dialogue("en_card_replaced_is_servicing", "en", (
+        EN_OPEN,
+        (C, "Someone called pretending to be you and asked for my PIN."),
+        (A, "You did the right thing. On your loan account nothing has moved. I'd suggest we replace your card anyway. "
+            "Shall I do that?"),
+        (C, "Yes, please."),
+        (A, "Done. The new card will arrive within seven days."),
+    ), ()),
+    Dialogue("zh_offer_to_order_then_disclosure", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "您的测评是平衡型，这只混合基金是三级，我这边可以正常给您下单。"),
+        (A, "基金有风险，投资须谨慎。本基金不是存款，到期拿回来的钱有可能比投进去的少。"),
+        (C, "好的，那就买五万。"),
+    ), ()),
 ]
 
 
