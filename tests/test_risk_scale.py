@@ -26,6 +26,9 @@ def _read(text: str) -> list[tuple[str, float, str]]:
     ("Your risk questionnaire had you at a two out of ten, and the option you picked, that's a nine.",
      [("profile", 1.44), ("product", 4.56)]),
     ("Your risk profile is low, and the tracker has a level of charges that's low too.", []),
+    # "of one to seven" names the scale (not a scale of one)
+    ("Your attitude to risk is balanced, and this portfolio is rated four on our scale of one to seven.",
+     [("product", 3.0)]),
 ])
 def test_levels_and_roles(text: str, want: list[tuple[str, float]]) -> None:
     got = _read(text)
@@ -39,3 +42,10 @@ def test_levels_and_roles(text: str, want: list[tuple[str, float]]) -> None:
 ])
 def test_numbers_that_are_not_levels(text: str) -> None:
     assert _read(text) == []
+
+
+def test_a_scale_nobody_sized_is_marked() -> None:
+    (said,) = scale_mentions("the fund is rated four on our scale, and your profile is balanced.")
+    assert said.role == "product" and said.level == 4.0 and not said.scale_stated
+    (sized,) = scale_mentions("the fund is rated four on our scale of seven.")
+    assert sized.scale_stated and sized.level == 3.0
