@@ -71,3 +71,20 @@ def test_a_staff_number_heard_with_latin_letters_still_counts() -> None:
         (1, "同意。"),
     ])
     assert "agent_identity_missing" not in {rule for rule, _ in found}
+
+
+def test_speaking_with_a_name_counts_but_not_as_a_question() -> None:
+    said = _run("en", [(0, "Call the book, thank you, speaking with Zoe. We record every call on this line."),
+                       (1, "Hi, I need some help.")])
+    asked = _run("en", [(0, "Good morning, we record every call on this line. Am I speaking with Daniel?"),
+                        (1, "Yes, that's me.")])
+    assert "agent_identity_missing" not in {rule for rule, _ in said}
+    assert "agent_identity_missing" in {rule for rule, _ in asked}
+
+
+def test_a_bank_heard_as_yan_xing_is_still_an_institution() -> None:
+    found = _run("zh", [
+        (0, "邢先生您好，我是北辰言行理财经理邱雅，工号九零三六，接下来的销售过程我们会全程录音录像，您同意吗？"),
+        (1, "同意。"),
+    ])
+    assert "agent_identity_missing" not in {rule for rule, _ in found}
