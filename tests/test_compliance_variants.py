@@ -897,6 +897,28 @@ DIALOGUES = [
         (A, "基金有风险，投资须谨慎。本基金不是存款，到期拿回来的钱有可能比投进去的少。"),
         (C, "好的，那就买五万。"),
     ), ()),
+    # dev25 round: a CD's fixed rate in a sentence with decimals is still about the CD; a dispute opened is no sale;
+    # "we keep a recording of our calls"; "worst case, you'd get your forty thousand back"; 保证让您赚钱; a name
+    # written on the form concludes the sale; 跟存款不是一回事 / 本金也可能缩水 disclose.
+    Dialogue("en_cd_rates_with_decimals_and_dispute", "en", (
+        (A, "Good morning, Ridgeway Bank, Sam speaking. We keep a recording of our calls."),
+        (C, "My CD matures soon, and there's a hotel charge I don't recognise."),
+        (A, "Our twelve-month CD pays 4.1% and the two-year pays 3.8%, fixed for the whole term. We also have an "
+            "equity fund if you want growth."),
+        (A, "I've opened a dispute for the $186 hotel charge."),
+    ), ()),
+    Dialogue("en_worst_case_forty_thousand_back", "en", (
+        EN_OPEN,
+        (A, "The Atlas Equity fund can be bumpy. Worst case, you'd get your forty thousand back."),
+    ), (("prohibited_promise", 1),)),
+    Dialogue("zh_promise_to_make_you_money_and_late_disclosure", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这只股票基金您拿够两年，保证让您赚钱。"),
+        (A, "行，那您先在认购单右下角把名字写上。"),
+        (C, "写完了。"),
+        (A, "再跟您交代两句，这个基金跟存款不是一回事，行情差的时候本金也可能缩水。"),
+    ), (("prohibited_promise", 2), ("risk_disclosure_out_of_order", 5))),
 ]
 
 
