@@ -919,6 +919,28 @@ DIALOGUES = [
         (C, "写完了。"),
         (A, "再跟您交代两句，这个基金跟存款不是一回事，行情差的时候本金也可能缩水。"),
     ), (("prohibited_promise", 2), ("risk_disclosure_out_of_order", 5))),
+    # dev26 round: a card activated is servicing, "the app will ask for the code" is no request, "we would never ring
+    # you and ask for" is a warning; "I'll get the policy started" concludes an insurance sale; a likeness to a
+    # 大额存单 in its own clause is a misrepresentation; 赚钱是早晚的事.
+    Dialogue("en_card_activated_and_app_prompt", "en", (
+        EN_OPEN,
+        (C, "My new credit card won't work in Google Pay."),
+        (A, "I've activated it for you now. The app will ask for the security code on the back; type it in there."),
+        (A, "We would never ring you and ask for a code from a text message, your PIN, or your password."),
+    ), ()),
+    Dialogue("en_policy_started_without_cooling_off", "en", (
+        EN_OPEN,
+        (A, "Our life insurance is a £12 monthly premium; it doesn't cover suicide in the first year. Understood?"),
+        (C, "Yes, I understand, go ahead."),
+        (A, "Great, I'll get the policy started from today."),
+    ), (("cooling_off_notice_missing", 3),)),
+    Dialogue("zh_like_a_large_cd_and_sure_to_earn", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款增额终身寿险，您就当是在我们这儿存了一张长期的大额存单。"),
+        (C, "哦，那基金呢？"),
+        (A, "这只基金您拿满三年，赚钱是早晚的事。"),
+    ), (("product_misrepresentation", 2), ("prohibited_promise", 4))),
 ]
 
 
