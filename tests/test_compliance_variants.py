@@ -941,6 +941,16 @@ DIALOGUES = [
         (C, "哦，那基金呢？"),
         (A, "这只基金您拿满三年，赚钱是早晚的事。"),
     ), (("product_misrepresentation", 2), ("prohibited_promise", 4))),
+    # dev27 round: "What's the CVV on that card?" asks for it; 保证您一年拿到百分之三点八 promises a return.
+    Dialogue("en_whats_the_cvv", "en", (
+        EN_OPEN,
+        (A, "Great. What's the CVV on that card, please?"),
+    ), (("sensitive_auth_requested", 1),)),
+    Dialogue("zh_promise_a_rate", "zh", (
+        ZH_OPEN,
+        (C, "同意。"),
+        (A, "这款理财我们保证您一年拿到百分之三点八。"),
+    ), (("prohibited_promise", 2),)),
 ]
 
 
