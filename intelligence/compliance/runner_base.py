@@ -81,6 +81,21 @@ def matcher_for(phrases: Sequence[str], rule: Rule, normalizer: TextNormalizer, 
     return PhraseMatcher(phrases, normalizer, rule.match, embedder=embedder, examples=examples)
 
 
+class ReportedSpans:
+    """Character spans already reported, per turn: the same words found again (by a second phrase group, or as a
+    card number's later groups arrive) are not a second finding."""
+
+    def __init__(self) -> None:
+        self._spans: dict[int, list[tuple[int, int]]] = {}
+
+    def taken(self, turn_index: int, start: int, end: int) -> bool:
+        """True if start..end overlaps a span already reported in that turn."""
+        return any(start < e and s < end for s, e in self._spans.get(turn_index, ()))
+
+    def add(self, turn_index: int, start: int, end: int) -> None:
+        self._spans.setdefault(turn_index, []).append((start, end))
+
+
 def longest_first(matches: Sequence[Match]) -> list[Match]:
     """Drop matches overlapped by a longer one (中高风险 wins over the 高风险 inside it)."""
     kept: list[Match] = []

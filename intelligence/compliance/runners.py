@@ -29,6 +29,7 @@ from intelligence.compliance.rules import (
     SilenceSpec,
 )
 from intelligence.compliance.runner_base import (
+    ReportedSpans,
     Runner,
     SegmentContext,
     in_excluded_clause,
@@ -69,8 +70,8 @@ class ProhibitedPhraseRunner(Runner):
         self.meaning_groups = {g.name for g in self.spec.groups if _meaning_only(g.phrases)}
         self.exclude = matcher_for(self.spec.exclude, rule, normalizer, None) if self.spec.exclude else None
         self.reported: set[tuple[int, str]] = set()
-        # Spans already reported, per turn: words that two groups both name are one claim, not two
-        self.spans: dict[int, list[tuple[int, int]]] = {}
+        # words that two groups both name are one claim, not two
+        self.spans = ReportedSpans()
         # Claims heard before the call showed what it sells ("it's really just a savings account", said before
         # the agent names the bond fund): held until the context appears, and reported then.
         self.pending: dict[tuple[int, str], tuple[str, Evidence]] = {}
@@ -115,12 +116,12 @@ class ProhibitedPhraseRunner(Runner):
                 and not crosses_clause(nt.original, m)
                 and not in_excluded_clause(nt.original, m, excluded)
                 and (self.state.roles_known or self.spec.match_questions or not in_question(nt.original, m))
-                and not any(m.start < e and s < m.end for s, e in self.spans.get(turn.index, ()))
+                and not self.spans.taken(turn.index, m.start, m.end)
             ]
             if not hits:
                 continue
             best = max(hits, key=lambda m: (m.score, m.end - m.start))
-            self.spans.setdefault(turn.index, []).append((best.start, best.end))
+            self.spans.add(turn.index, best.start, best.end)
             if waiting:
                 assert group.requires_context is not None
                 self.pending[(turn.index, group.name)] = (group.requires_context, turn.evidence(*best.quote))

@@ -29,6 +29,7 @@ from intelligence.compliance.rules import (
     SilenceSpec,
 )
 from intelligence.compliance.runner_base import (
+    ReportedSpans,
     Runner,
     SegmentContext,
     longest_first,
@@ -46,8 +47,7 @@ class CardNumberRunner(Runner):
         assert isinstance(rule.spec, CardNumberSpec)
         self.spec = rule.spec
         self.reported: set[tuple[int, str]] = set()
-        # spans reported per turn: as a number's later groups arrive, the same digits re-read are not a second card
-        self.spans: dict[int, list[tuple[int, int]]] = {}
+        self.spans = ReportedSpans()  # the same digits re-read as a number's later groups arrive are one card
 
     def on_segment(self, ctx: SegmentContext) -> list[Finding]:
         turn = ctx.turn
@@ -65,10 +65,10 @@ class CardNumberRunner(Runner):
         for s in spans:
             if s.end <= ctx.offset or (turn.index, s.value[-4:]) in self.reported:
                 continue
-            if any(s.start < e and b < s.end for b, e in self.spans.get(turn.index, ())):
+            if self.spans.taken(turn.index, s.start, s.end):
                 continue
             self.reported.add((turn.index, s.value[-4:]))
-            self.spans.setdefault(turn.index, []).append((s.start, s.end))
+            self.spans.add(turn.index, s.start, s.end)
             note = "Luhn-valid" if s.luhn_valid else "16 digits near 'card', Luhn failed"
             out.append(self.finding(f"{self.rule.title} ({note})", [turn.evidence(s.start, s.end)]))
         return out
