@@ -182,6 +182,7 @@ class LocalAgreement:
     _committed_tail: list[str] = field(default_factory=list)
     _committed_words: list[Word] = field(default_factory=list)  # the last committed words, for the echo guard
     _previous: list[Word] = field(default_factory=list)
+    _history: list[tuple[float, list[Word]]] = field(default_factory=list)  # (audio end, words) of recent decodes
 
     def _new_words(self, hypothesis: list[Word]) -> list[Word]:
         new = [w for w in hypothesis if w.start_s > self.committed_end_s - self.tolerance_s]
@@ -219,6 +220,9 @@ class LocalAgreement:
         sure_until_s: float | None = None,
         sure_probability: float = 1.1,
         settled_until_s: float | None = None,
+        decode_end_s: float | None = None,
+        agree_gap_s: float = 0.0,
+        doubt_probability: float = 0.0,
     ) -> tuple[list[Word], list[Word]]:
         """Commit the prefix on which this hypothesis and the previous one agree.
 
@@ -229,8 +233,18 @@ class LocalAgreement:
         second decode. A word ending before `settled_until_s` commits as this decode has it, agreed or not: a
         word the decodes keep changing (a name, a mumble) would otherwise hold back every word after it until
         the utterance ends, and the latest decode, with the most audio after the word, is the best guess.
+        With `agree_gap_s`, agreement is with the latest decode whose audio ended at least that long before this
+        one's (`decode_end_s`), not simply the previous one: frequent decodes then shorten the wait without two
+        nearly identical inputs agreeing on the same mistake.
         """
         new = self._new_words(hypothesis)
+        reference = self._previous
+        if agree_gap_s and decode_end_s is not None:
+            older = next((ws for end, ws in reversed(self._history) if end <= decode_end_s - agree_gap_s + 1e-6),
+                         None)
+            reference = [w for w in older or () if (w.start_s + w.end_s) / 2 > self.committed_end_s]
+            self._history.append((decode_end_s, new))
+            del self._history[:-12]
         committed: list[Word] = []
         for i, word in enumerate(new):
             if settled_until_s is not None and word.end_s <= settled_until_s:
@@ -238,7 +252,9 @@ class LocalAgreement:
                 continue
             if commit_until_s is not None and word.end_s > commit_until_s:
                 break
-            previous = self._previous[i] if i < len(self._previous) else None
+            if word.probability < doubt_probability:
+                break
+            previous = reference[i] if i < len(reference) else None
             if previous is not None and normalize_token(word.text) == normalize_token(previous.text):
                 unsure = min(word.probability, previous.probability) < min_probability
                 if unsure and unsure_until_s is not None and word.end_s > unsure_until_s:
@@ -259,6 +275,7 @@ class LocalAgreement:
         words = self._new_words(hypothesis) if hypothesis is not None else list(self._previous)
         self._commit(words)
         self._previous = []
+        self._history = []
         return words
 
     def force_commit_until(self, until_s: float) -> list[Word]:

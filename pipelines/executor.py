@@ -129,7 +129,7 @@ class AsrExecutor:
                     job, request = made
                     skipped_s = 0.0
                     if loaded and request.sheddable:
-                        if request.beam_size is None:
+                        if request.beam_size is None or request.beam_size > 1:
                             request = replace(request, beam_size=1)
                             self.stats.greedy_under_load += 1
                         request, skipped_s = request.without_context()

@@ -59,13 +59,19 @@ class HarkenSettings(BaseSettings):
     # A word heard with settle_right_context_s of audio after it commits as the latest decode has it, agreed or
     # not: a word the decodes keep changing held back every word after it until the utterance ended (p95 words)
     settle_right_context_s: float = 0.0
-    # Commit-rule values per language (fields above). English: sure words commit sooner and a changing word
-    # settles after 2 s; sync replay of 100 telephone clips (2026-12-06, fixed decode 0.13 s): WER 0.114 ->
-    # 0.116 (offline 0.110), final p50 1.21 -> 1.12 s, p95 2.44 -> 2.18 s; on the next 100 clips, never tuned
-    # on: WER 0.157 -> 0.162 (offline 0.138), p50 1.22 -> 1.13 s, p95 2.52 -> 2.21 s. Not Mandarin: on 8 dev calls either
-    # change alone raised CER 0.157 -> 0.163 (settle: p95 3.66 -> 2.84 s).
+    # Decode scheduling and commit-rule values per language (fields above, plus agree_gap_s, doubt_probability and
+    # partial_beam_size; see pipelines/channel.StreamingParams). English, second round (2026-12-07, sync replay of
+    # all 200 telephone clips, fixed decode 0.13 s, offline WER 0.124): decode every 0.3 s, agreement only with a
+    # decode of audio ending >= 0.6 s earlier, beam 5 inside utterances, a word under p 0.2 waits to settle, 0.5 s
+    # after a word before it commits (0.55 s for a sure one), unsure words wait 1.3 s: WER 0.137 -> 0.138,
+    # final p50 1.11 -> 0.97 s, p95 2.18 -> 1.94 s (with 0.4 s after words: 0.141; with beam 2: 0.143; the old
+    # rules at step 0.3, second 100 clips: 0.171 against 0.162). Under load the executor still decodes greedily.
+    # The first round (2026-12-06): sure words at p >= 0.8, a changing word settles after 2 s. Not Mandarin: on
+    # 8 dev calls either first-round change alone raised CER 0.157 -> 0.163 (settle: p95 3.66 -> 2.84 s).
     commit_by_language: dict[str, dict[str, float]] = {
-        "en": {"sure_probability": 0.8, "sure_right_context_s": 0.4, "settle_right_context_s": 2.0}}
+        "en": {"step_s": 0.3, "agree_gap_s": 0.6, "partial_beam_size": 5, "doubt_probability": 0.2,
+               "min_right_context_s": 0.5, "sure_probability": 0.8, "sure_right_context_s": 0.55,
+               "unsure_right_context_s": 1.3, "settle_right_context_s": 2.0}}
     # An utterance that follows a short pause also decodes the 2 s before it (words committed there only give
     # context): the first words after a pause were otherwise guessed cold. Sync replay of 100 telephone clips
     # (2026-11-27): WER 0.107 -> 0.100 (4 s: 0.101), commit lag p50 1.07 -> 1.04 s.

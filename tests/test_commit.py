@@ -207,4 +207,39 @@ def test_commit_rules_per_language_override_only_their_fields():
     assert (en.sure_probability, en.settle_right_context_s, en.step_s) == (0.8, 2.0, params.step_s)
     assert zh is params
     with pytest.raises(ValueError, match="not commit-rule fields"):
-        StreamingParams(commit_by_language={"en": {"step_s": 0.3}})
+        StreamingParams(commit_by_language={"en": {"max_buffer_s": 6.0}})
+    assert StreamingParams(commit_by_language={"en": {"step_s": 0.3}}).for_language("en").step_s == 0.3
+
+
+def test_agreement_with_a_gap_compares_decodes_far_enough_apart():
+    la = LocalAgreement()
+    # decodes every 0.3 s; agreement needs a decode whose audio ended at least 0.6 s earlier
+    la.update(words("the wards in"), commit_until_s=0.0, decode_end_s=1.0, agree_gap_s=0.6)
+    committed, tentative = la.update(words("the wards in this"), commit_until_s=0.9, decode_end_s=1.3,
+                                     agree_gap_s=0.6)
+    # the decode 0.3 s before agrees, but two nearly identical inputs are no evidence: nothing commits
+    assert committed == [] and [w.text for w in tentative][:2] == ["the", "wards"]
+    committed, _ = la.update(words("the wards in this part"), commit_until_s=1.2, decode_end_s=1.6,
+                             agree_gap_s=0.6)
+    # the decode 0.6 s before (audio to 1.0 s) agrees on the words it had
+    assert [w.text for w in committed] == ["the", "wards", "in"]
+    # the next comparison is with the decode of audio to 1.3 s, after what is committed
+    committed, tentative = la.update(words("the wards in this part were"), commit_until_s=1.5,
+                                     decode_end_s=1.9, agree_gap_s=0.6)
+    assert [w.text for w in committed] == ["this"] and [w.text for w in tentative] == ["part", "were"]
+    committed, _ = la.update(words("the wards in this part were five"), commit_until_s=1.8, decode_end_s=2.2,
+                             agree_gap_s=0.6)
+    assert [w.text for w in committed] == ["part"]
+
+
+def test_a_doubtful_word_commits_only_once_settled():
+    la = LocalAgreement()
+    hyp = [Word("awards", 0.0, 0.4, probability=0.05), Word("in", 0.4, 0.6, probability=0.9)]
+    la.update(hyp)
+    # two decodes agree, but the decoder all but guessed the first word: it and everything after it wait
+    committed, tentative = la.update(hyp, commit_until_s=2.0, doubt_probability=0.2)
+    assert committed == [] and [w.text for w in tentative] == ["awards", "in"]
+    fixed = [Word("the", 0.0, 0.1, probability=0.3), Word("wards", 0.1, 0.4, probability=0.9),
+             Word("in", 0.4, 0.6, probability=0.9)]
+    committed, _ = la.update(fixed, commit_until_s=2.4, settled_until_s=0.45, doubt_probability=0.2)
+    assert [w.text for w in committed] == ["the", "wards"]

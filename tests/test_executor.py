@@ -31,13 +31,14 @@ class _Recorder:
                              model=self.model_name)
 
 
-def _request(sheddable: bool = True) -> AsrRequest:
-    return AsrRequest(audio=np.zeros(1600, dtype=np.float32), language="en", sheddable=sheddable)
+def _request(sheddable: bool = True, beam_size: int | None = None) -> AsrRequest:
+    return AsrRequest(audio=np.zeros(1600, dtype=np.float32), language="en", sheddable=sheddable,
+                      beam_size=beam_size)
 
 
-async def _submit(ex: AsrExecutor, n: int, sheddable: bool = True) -> None:
+async def _submit(ex: AsrExecutor, n: int, sheddable: bool = True, beam_size: int | None = None) -> None:
     for _ in range(n):
-        await ex.submit(lambda: ("job", _request(sheddable)), final=False)
+        await ex.submit(lambda: ("job", _request(sheddable, beam_size)), final=False)
 
 
 def test_a_lightly_loaded_executor_keeps_the_configured_beam() -> None:
@@ -72,6 +73,20 @@ def test_a_busy_executor_sheds_to_greedy_but_not_for_paced_replays() -> None:
         ex.close()
     assert live.count(1) >= 20  # nearly all narrowed to greedy (the first ones ran before load built up)
     assert paced == [None] * 24
+
+
+def test_a_busy_executor_narrows_a_beam_a_language_asked_for() -> None:
+    # English partial decodes ask for beam 5 (pipelines/settings.py): under load they are greedy like the rest
+    rec = _Recorder(0.05)
+    ex = AsrExecutor(rec, workers=1, shed_above=0.6, load_window_s=0.5)
+    try:
+        async def go() -> None:
+            await asyncio.gather(*(_submit(ex, 6, beam_size=5) for _ in range(4)))
+
+        asyncio.run(go())
+    finally:
+        ex.close()
+    assert rec.beams.count(1) >= 20 and set(rec.beams) <= {1, 5}
 
 
 class _Clock(_Recorder):

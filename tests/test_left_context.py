@@ -84,3 +84,28 @@ def test_words_before_a_pause_are_not_repeated_after_it(shared_data) -> None:
     assert words.count("country") == 4, text
     assert words.count("ask") == 4, text
     assert 42 <= len(words) <= 46, text
+
+
+def test_english_decodes_twice_as_often_with_its_wider_beam_and_mandarin_keeps_its_step(shared_data) -> None:
+    """The service's per-language schedule (pipelines/settings.py): English every 0.3 s at beam 5 inside an
+    utterance, other languages every 0.6 s at the backend's beam; final decodes keep the final beam."""
+    from pipelines.runtime import streaming_params
+
+    pcm = _jfk_twice(shared_data)
+    params = streaming_params(HarkenSettings())
+    seen = {}
+    for language in ("en", "zh"):
+        ct = ChannelTranscriber(session_id="s", channel=0, speaker="x", input_rate_hz=SAMPLE_RATE_HZ,
+                                language=language, params=params)
+        jobs = []
+        for k in range(0, len(pcm), 1600):
+            ct.feed(pcm[k : k + 1600].tobytes())
+            while (job := ct.take_job()) is not None:
+                jobs.append(job)
+        seen[language] = jobs
+    partial = {lang: [j for j in jobs if not j.final] for lang, jobs in seen.items()}
+    assert {j.request.beam_size for j in partial["en"]} == {5}
+    assert {j.request.beam_size for j in partial["zh"]} == {None}
+    assert all(j.request.beam_size is None for jobs in seen.values() for j in jobs if j.final)
+    gaps = {lang: np.median(np.diff([j.end_s for j in jobs])) for lang, jobs in partial.items()}
+    assert gaps["en"] == pytest.approx(0.3, abs=0.05) and gaps["zh"] == pytest.approx(0.6, abs=0.05)
