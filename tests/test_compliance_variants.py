@@ -951,6 +951,45 @@ DIALOGUES = [
         (C, "同意。"),
         (A, "这款理财我们保证您一年拿到百分之三点八。"),
     ), (("prohibited_promise", 2),)),
+    # dev28 round: a fixed-rate bond that is a deposit (AER, FSCS) promises nothing by its fixed rate or its
+    # lock-in; "nobody has ever come out of this portfolio with less" promises; CVV read digit by digit with "oh"
+    Dialogue("en_fixed_rate_deposit_bond", "en", (
+        (A, "Good afternoon, Ashcombe Bank savings team, you're speaking with Fiona. Just so you know, this call is recorded for training and regulatory purposes. How can I help?"),
+        (C, "Hello, Fiona. I've got a bit of money from my mum's estate, about thirty thousand, and I'd like to put it somewhere safe for a couple of years. Somebody mentioned your fixed-rate bond."),
+        (A, "I'm sorry about your mum. Yes, let me tell you about it. First, can I confirm your full name and date of birth?"),
+        (C, "Ian Lockhart, fifth of October, nineteen fifty-eight."),
+        (A, "Thank you, Mr. Lockhart. The two-year fixed-rate bond pays 4.1% AER, and the rate stays fixed for the full two years. It's a savings account, a deposit, so it's protected by the FSCS up to eighty-five thousand pounds per person."),
+        (C, "So it's not one of those investment things that goes up and down?"),
+        (A, "No, this is a straightforward deposit account, so the balance doesn't move with the markets. The trade-off is that you can't withdraw anything until the two years are up, and the interest is paid once a year."),
+        (C, "That's fine, I won't need it. And if I change my mind?"),
+        (A, "You've got fourteen days after opening to change your mind and take the money out without any penalty. After that, it's locked in until maturity."),
+        (A, "So, do you confirm you'd like to open the two-year bond with thirty thousand pounds from your current account, and that you understand you can't withdraw early?"),
+        (C, "Yes, I confirm. Let's open it."),
+        (A, "Lovely. That's opened, and the thirty thousand pounds has moved across. You'll get the account summary by post and in the app."),
+        (C, "Thank you, that was painless."),
+    ), ()),
+    Dialogue("en_nobody_came_out_with_less", "en", (
+        EN_OPEN,
+        (C, "Could I lose money in this portfolio?"),
+        (A, "Well, put it this way. In twelve years, nobody has ever come out of this portfolio with less than they put in."),
+    ), (("prohibited_promise", 2),)),
+    Dialogue("en_cvv_read_with_oh", "en", (
+        EN_OPEN,
+        (C, "Do you need anything else off the card? The three on the back are seven, oh, four, if that helps."),
+    ), (("pci_cvv_spoken", 1),)),
+    # 还能让您亏了本金不成 (a rhetorical no-loss), 就等着拿吧 (a return as certain); 和定期存款是两回事 denies a likeness
+    Dialogue("zh_rhetorical_no_loss_and_wait_to_collect", "zh", (
+        ZH_OPEN,
+        (C, "同意。这是养老的钱，万一亏了怎么办？"),
+        (A, "您想想，咱们这么大一家银行，还能让您亏了本金不成？"),
+        (C, "那一年能拿多少？"),
+        (A, "业绩比较基准是百分之三点五，到期这个数您就等着拿吧。"),
+    ), (("prohibited_promise", 2), ("prohibited_promise", 4))),
+    Dialogue("zh_two_different_things", "zh", (
+        ZH_OPEN,
+        (C, "同意。那它跟我存定期比，到底有什么区别？"),
+        (A, "它和定期存款是两回事。红利分配是不确定的，有些年度可能为零。"),
+    ), ()),
 ]
 
 

@@ -126,7 +126,13 @@ def _next_to_number(tokens: list[tuple[str, int, int]], i: int) -> bool:
         t = tokens[k][0].lower()
         return t.isdigit() or (t in UNITS and t not in ("o", "oh")) or t in TEENS or t in TENS
 
-    return numeric(i - 1) or numeric(i + 1)
+    def neighbour(k: int, step: int) -> int:
+        while 0 <= k < len(tokens) and tokens[k][0] in (",", "-", "，", "、"):
+            k += step
+        return k
+
+    # between commas it needs numbers on both sides: "seven, oh, four" is read digit by digit, "Oh, four" is not
+    return numeric(i - 1) or numeric(i + 1) or (numeric(neighbour(i - 1, -1)) and numeric(neighbour(i + 1, 1)))
 
 
 def digit_runs(text: str) -> list[list[DigitPiece]]:
