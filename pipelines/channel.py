@@ -80,8 +80,8 @@ class StreamingParams:
     # the previous window), per language: {"zh"} = Mandarin only
     carry_prompt_languages: frozenset[str] = frozenset()
     vad: VadParams = VadParams()
-    # The commit rule's fields (min_right_context_s, unsure_*, sure_*, settle_right_context_s) set per language,
-    # e.g. {"en": {"sure_probability": 0.8}}: each was measured on one language's speech
+    # Fields set per language (COMMIT_RULE_FIELDS: the commit rule's, the decode step and the partial decodes' beam),
+    # e.g. {"en": {"sure_probability": 0.8, "step_s": 0.3}}: each was measured on one language's speech
     commit_by_language: dict[str, dict[str, float]] = field(default_factory=dict, hash=False)
 
     def for_language(self, language: str) -> StreamingParams:
