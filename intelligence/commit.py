@@ -25,7 +25,7 @@ number word while the hypothesis goes on with another number (or ends there): th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from intelligence.numbers import is_number_word, is_numeric_token
 from intelligence.text import normalize_token
@@ -259,6 +259,10 @@ class LocalAgreement:
                 unsure = min(word.probability, previous.probability) < min_probability
                 if unsure and unsure_until_s is not None and word.end_s > unsure_until_s:
                     break
+                if agree_gap_s and previous.end_s < word.end_s:
+                    # the aligner stretches a word over the sound after it ("card" over the first digits of a
+                    # card number); with the shorter end of the two decodes, what follows is not taken as committed
+                    word = replace(word, end_s=max(previous.end_s, word.start_s))
             elif not (sure_until_s is not None and word.probability >= sure_probability
                       and word.end_s <= sure_until_s):
                 break

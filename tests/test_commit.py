@@ -243,3 +243,18 @@ def test_a_doubtful_word_commits_only_once_settled():
              Word("in", 0.4, 0.6, probability=0.9)]
     committed, _ = la.update(fixed, commit_until_s=2.4, settled_until_s=0.45, doubt_probability=0.2)
     assert [w.text for w in committed] == ["the", "wards"]
+
+
+def test_an_agreed_word_ends_where_the_shorter_decode_ends_it():
+    la = LocalAgreement()
+    # the aligner stretched "card" over the first digit group in the later decode; the earlier one ended it sooner
+    la.update([Word("card", 3.32, 3.56, probability=0.9), Word("5", 3.56, 3.86, probability=0.5)],
+              commit_until_s=3.0, decode_end_s=4.0, agree_gap_s=0.6)
+    committed, _ = la.update([Word("card", 3.26, 3.78, probability=0.9), Word("5425.", 3.78, 4.18, probability=0.5)],
+                             commit_until_s=4.1, decode_end_s=4.6, agree_gap_s=0.6)
+    assert [w.text for w in committed] == ["card"] and committed[0].end_s == 3.56
+    # a later decode puts the digits from 3.58 s: they are new words, not part of what was committed
+    _, tentative = la.update([Word("card", 3.24, 3.58, probability=0.9), Word("5425", 3.58, 4.38, probability=0.6),
+                              Word("-2333.", 4.38, 5.58, probability=0.6)], commit_until_s=4.6, decode_end_s=5.1,
+                             agree_gap_s=0.6)
+    assert [w.text for w in tentative] == ["5425", "-2333."]

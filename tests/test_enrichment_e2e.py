@@ -61,7 +61,10 @@ def test_card_number_is_flagged_redacted_and_muted(tmp_path, shared_data):
 
 
 def test_utterances_get_annotations_and_moods(tmp_path, shared_data):
-    _sid, events, stored, _ = _run_call(tmp_path, shared_data, "dev_en_01", 40.0)
+    # 95 s: up to the customer's request for a new card. The first 40 s hold only "I think I lost my debit card",
+    # which the intent head rejects as out of scope (a known weakness; `harken eval text-calls`): the assertion
+    # below had passed on a comma the recogniser put in another sentence, read as a lost phone
+    _sid, events, stored, _ = _run_call(tmp_path, shared_data, "dev_en_01", 95.0)
     utterances = [e for e in events if e["type"] == "utterance"]
     annotations = [e for e in events if e["type"] == "annotation"]
     assert len(utterances) >= 4
