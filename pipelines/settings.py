@@ -63,9 +63,10 @@ class HarkenSettings(BaseSettings):
     # partial_beam_size; see pipelines/channel.StreamingParams). English, second round (2026-12-07, sync replay of
     # all 200 telephone clips, fixed decode 0.13 s, offline WER 0.124): decode every 0.3 s, agreement only with a
     # decode of audio ending >= 0.6 s earlier, beam 5 inside utterances, a word under p 0.2 waits to settle, 0.5 s
-    # after a word before it commits (0.55 s for a sure one), unsure words wait 1.3 s: WER 0.137 -> 0.138,
-    # final p50 1.11 -> 0.97 s, p95 2.18 -> 1.94 s (with 0.4 s after words: 0.141; with beam 2: 0.143; the old
-    # rules at step 0.3, second 100 clips: 0.171 against 0.162). Under load the executor still decodes greedily.
+    # after a word before it commits (0.55 s for a sure one), unsure words wait 1.3 s, an agreed word ends where
+    # the shorter decode ends it: WER 0.137 -> 0.137, final p50 1.11 -> 0.98 s, p95 2.18 -> 1.96 s (with 0.4 s
+    # after words: 0.141; with beam 2: 0.143; the old rules at step 0.3, second 100 clips: 0.171 against 0.162).
+    # Under load the executor still decodes greedily.
     # The first round (2026-12-06): sure words at p >= 0.8, a changing word settles after 2 s. Not Mandarin: on
     # 8 dev calls either first-round change alone raised CER 0.157 -> 0.163 (settle: p95 3.66 -> 2.84 s).
     commit_by_language: dict[str, dict[str, float]] = {
