@@ -235,7 +235,8 @@ class LocalAgreement:
         the utterance ends, and the latest decode, with the most audio after the word, is the best guess.
         With `agree_gap_s`, agreement is with the latest decode whose audio ended at least that long before this
         one's (`decode_end_s`), not simply the previous one: frequent decodes then shorten the wait without two
-        nearly identical inputs agreeing on the same mistake.
+        nearly identical inputs agreeing on the same mistake; an agreed word then ends where the shorter of the two
+        decodes ends it. A word this decode gives under `doubt_probability` commits only when settled.
         """
         new = self._new_words(hypothesis)
         reference = self._previous
